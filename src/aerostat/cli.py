@@ -1,0 +1,242 @@
+"""The command line: the only place that prints or exits.
+
+``aerostat serve`` takes statsd_exporter's flags by the same names, so a user
+swaps the command and keeps the rest."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from types import FrameType
+
+from aerostat import __version__
+from aerostat.errors import AerostatError
+from aerostat.parse import Dialects
+
+log = logging.getLogger("aerostat")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is negative")
+    return value
+
+
+def _octal_mode(text: str) -> int:
+    try:
+        return int(text, 8)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an octal file mode") from None
+
+
+def _add_dialect_flags(parser: argparse.ArgumentParser) -> None:
+    for dialect, what in (
+        ("dogstatsd", "DogStatsD-style tags (|#k:v)"),
+        ("influxdb", "InfluxDB-style tags (name,k=v)"),
+        ("librato", "Librato-style tags (name#k=v)"),
+        ("signalfx", "SignalFX-style tags (name[k=v])"),
+    ):
+        parser.add_argument(
+            f"--statsd.parse-{dialect}-tags",
+            dest=f"parse_{dialect}",
+            action=argparse.BooleanOptionalAction,
+            default=True,
+            help=f"Parse {what}.",
+        )
+
+
+def _dialects(args: argparse.Namespace) -> Dialects:
+    return Dialects(
+        dogstatsd=args.parse_dogstatsd,
+        influxdb=args.parse_influxdb,
+        librato=args.parse_librato,
+        signalfx=args.parse_signalfx,
+    )
+
+
+def _add_logging_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--log.level", dest="log_level", default="info",
+                        choices=["debug", "info", "warn", "error"],
+                        help="Only log messages with the given severity or above.")
+    parser.add_argument("--log.format", dest="log_format", default="logfmt",
+                        choices=["logfmt", "json"], help="Output format of log messages.")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aerostat",
+        description="StatsD to Prometheus bridge: a drop-in for statsd_exporter.",
+    )
+    parser.add_argument("--version", action="version", version=f"aerostat {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="Receive StatsD and serve Prometheus metrics.")
+    serve.add_argument("--statsd.listen-udp", dest="listen_udp", default=":9125",
+                       help='UDP address to receive StatsD on ("" disables).')
+    serve.add_argument("--statsd.listen-tcp", dest="listen_tcp", default=":9125",
+                       help='TCP address to receive StatsD on ("" disables).')
+    serve.add_argument("--statsd.listen-unixgram", dest="listen_unixgram", default="",
+                       help='Unix datagram socket path to receive StatsD on ("" disables).')
+    serve.add_argument("--statsd.unixsocket-mode", dest="unixsocket_mode", type=_octal_mode,
+                       default=0o755, help="Permission mode of the unixgram socket (octal).")
+    serve.add_argument("--statsd.mapping-config", dest="mapping_config", default=None,
+                       help="Metric mapping configuration file.")
+    serve.add_argument("--statsd.read-buffer", dest="read_buffer", type=_positive_int,
+                       default=None, help="Size of the kernel receive buffer of the sockets.")
+    serve.add_argument("--statsd.cache-size", dest="cache_size", type=_positive_int,
+                       default=1000, help="Maximum size of the metric mapping cache.")
+    serve.add_argument("--statsd.cache-type", dest="cache_type", default="lru",
+                       choices=["lru", "random"],
+                       help="Accepted for compatibility; aerostat's cache is always LRU.")
+    serve.add_argument("--statsd.line-cache-size", dest="line_cache_size",
+                       type=_positive_int, default=100_000,
+                       help="Distinct lines remembered with their resolved series (0 = off).")
+    _add_dialect_flags(serve)
+    serve.add_argument("--web.listen-address", dest="web_listen_address", default=":9102",
+                       help="Address to expose metrics and the web interface on.")
+    serve.add_argument("--web.telemetry-path", dest="telemetry_path", default="/metrics",
+                       help="Path under which to expose metrics.")
+    serve.add_argument("--web.enable-lifecycle", dest="enable_lifecycle",
+                       action="store_true",
+                       help="Enable shutdown and reload via HTTP (POST /-/quit, /-/reload).")
+    serve.add_argument("--check-config", dest="check_config", action="store_true",
+                       help="Check the mapping configuration and exit.")
+    _add_logging_flags(serve)
+
+    map_command = commands.add_parser(
+        "map", help="Show what StatsD lines become (from arguments or stdin)."
+    )
+    map_command.add_argument("--config", default=None, help="Mapping configuration file.")
+    map_command.add_argument("--json", action="store_true", help="One JSON object per line.")
+    _add_dialect_flags(map_command)
+    map_command.add_argument("lines", nargs="*", metavar="LINE")
+
+    replay = commands.add_parser(
+        "replay", help="Feed StatsD files or JSON-lines captures through a fresh store "
+        "and print the exposition."
+    )
+    replay.add_argument("--config", default=None, help="Mapping configuration file.")
+    _add_dialect_flags(replay)
+    replay.add_argument("files", nargs="+", metavar="FILE")
+
+    check = commands.add_parser("check-config", help="Validate a mapping configuration file.")
+    check.add_argument("file", metavar="FILE")
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from aerostat import logs
+    from aerostat.server import Server, ServerOptions, load_config
+
+    logs.configure(args.log_level, args.log_format)
+    if args.check_config:
+        config = load_config(args.mapping_config)
+        log.info("Configuration check successful", extra={"fields": {
+            "mappings": len(config.rules)}})
+        return 0
+    server = Server(
+        ServerOptions(
+            listen_udp=args.listen_udp,
+            listen_tcp=args.listen_tcp,
+            listen_unixgram=args.listen_unixgram,
+            unixsocket_mode=args.unixsocket_mode,
+            mapping_config=args.mapping_config,
+            cache_size=args.cache_size,
+            read_buffer=args.read_buffer,
+            dialects=_dialects(args),
+            web_listen_address=args.web_listen_address,
+            telemetry_path=args.telemetry_path,
+            enable_lifecycle=args.enable_lifecycle,
+            line_cache_size=args.line_cache_size,
+        )
+    )
+    server.start()
+
+    def on_stop(signum: int, frame: FrameType | None) -> None:
+        log.info("Received signal, shutting down", extra={"fields": {
+            "signal": signal.Signals(signum).name}})
+        server.stop()
+
+    def on_reload(signum: int, frame: FrameType | None) -> None:
+        server.schedule_reload()
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGHUP, on_reload)
+    server.serve_forever()
+    log.info("Stopped")
+    return 0
+
+
+def _read_lines(args: argparse.Namespace) -> list[str]:
+    if args.lines:
+        return list(args.lines)
+    return [line.rstrip("\r\n") for line in sys.stdin]
+
+
+def _map(args: argparse.Namespace) -> int:
+    from aerostat.offline import LineExplainer, describe
+    from aerostat.server import load_config
+
+    explainer = LineExplainer(load_config(args.config), _dialects(args))
+    for line in _read_lines(args):
+        report = explainer.explain(line)
+        if args.json:
+            print(json.dumps(report, ensure_ascii=False))
+        else:
+            print(describe(report))
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from aerostat.offline import read_datagrams, replay
+    from aerostat.server import load_config
+
+    config = load_config(args.config)
+    datagrams: list[tuple[float, bytes]] = []
+    for path in args.files:
+        try:
+            with open(path, encoding="utf-8", errors="surrogateescape") as file:
+                text = file.read()
+        except OSError as error:
+            raise AerostatError(f"cannot read: {error.strerror}", source=path) from None
+        try:
+            datagrams.extend(read_datagrams(text))
+        except ValueError as error:
+            raise AerostatError(str(error), source=path) from None
+    sys.stdout.write(replay(datagrams, config, _dialects(args)))
+    return 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from aerostat.mapper import load_mapping_config
+
+    config = load_mapping_config(args.file)
+    print(f"{args.file}: OK, {len(config.rules)} mappings")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers = {"serve": _serve, "map": _map, "replay": _replay, "check-config": _check_config}
+    try:
+        return handlers[args.command](args)
+    except AerostatError as error:
+        print(f"aerostat: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

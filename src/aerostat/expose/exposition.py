@@ -1,0 +1,117 @@
+"""The store rendered as Prometheus text format 0.0.4 or OpenMetrics 1.0.
+
+Hand-written rather than built from prometheus_client's Metric objects so
+that a scrape only joins label strings rendered once per series (see
+benchmarks/bench_render.py for the comparison). The output of both formats
+is checked against prometheus_client's parsers and ``promtool check
+metrics`` in the tests."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from decimal import Decimal
+
+from aerostat.store import (
+    Family,
+    HistogramSeries,
+    MetricType,
+    ScalarSeries,
+    Store,
+    SummarySeries,
+)
+
+TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+
+
+def format_value(value: float) -> str:
+    """A float as Go's strconv.FormatFloat(v, 'g', -1, 64) writes it, so
+    aerostat's output reads like statsd_exporter's."""
+    if value.is_integer() and -1e6 < value < 1e6:
+        return str(int(value))
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if not 1e6 <= abs(value) < 1e16:
+        return repr(value)  # same digits and exponent style as Go here
+    # between 1e6 and 1e16 Python writes fixed point, Go an exponent
+    sign, digits, exponent = Decimal(repr(value)).normalize().as_tuple()
+    assert isinstance(exponent, int)
+    mantissa = "".join(map(str, digits))
+    power = len(mantissa) - 1 + exponent
+    head = mantissa[0] + ("." + mantissa[1:] if len(mantissa) > 1 else "")
+    return f"{'-' if sign else ''}{head}e+{power:02d}"
+
+
+def _escape_help(text: str, openmetrics: bool) -> str:
+    text = text.replace("\\", "\\\\").replace("\n", "\\n")
+    return text.replace('"', '\\"') if openmetrics else text
+
+
+def _with_label(labels_text: str, name: str, value: str) -> str:
+    if labels_text:
+        return f'{labels_text[:-1]},{name}="{value}"}}'
+    return f'{{{name}="{value}"}}'
+
+
+def _family_lines(family: Family, openmetrics: bool, now: float) -> Iterable[str]:
+    spec = family.spec
+    name = spec.name
+    type_name = spec.type.value
+    exposed = name
+    if openmetrics and spec.type is MetricType.COUNTER:
+        if name.endswith("_total"):
+            exposed = name[: -len("_total")]
+        else:
+            # deviation: OpenMetrics counters must end in _total; a counter
+            # called foo stays the series foo, typed unknown, so dashboards
+            # see the same name whichever format Prometheus negotiates.
+            type_name = "unknown"
+    yield f"# HELP {exposed} {_escape_help(spec.help, openmetrics)}\n"
+    yield f"# TYPE {exposed} {type_name}\n"
+    series_list = list(family.series.values())
+    if spec.type is MetricType.COUNTER or spec.type is MetricType.GAUGE:
+        for series in series_list:
+            assert isinstance(series, ScalarSeries)
+            yield f"{name}{series.labels_text} {format_value(series.value)}\n"
+    elif spec.type is MetricType.HISTOGRAM:
+        bounds = [format_value(b) for b in spec.buckets] + ["+Inf"]
+        if openmetrics:
+            bounds = [_openmetrics_bound(b) for b in spec.buckets] + ["+Inf"]
+        for series in series_list:
+            assert isinstance(series, HistogramSeries)
+            labels_text = series.labels_text
+            cumulative = 0
+            for bound, count in zip(bounds, series.counts, strict=True):
+                cumulative += count
+                yield f"{name}_bucket{_with_label(labels_text, 'le', bound)} {cumulative}\n"
+            yield f"{name}_sum{labels_text} {format_value(series.sum)}\n"
+            yield f"{name}_count{labels_text} {series.count}\n"
+    else:
+        quantile_names = [format_value(q) for q in spec.quantiles]
+        for series in series_list:
+            assert isinstance(series, SummarySeries)
+            labels_text = series.labels_text
+            values = series.quantile_values(now)
+            for quantile, value in zip(quantile_names, values, strict=True):
+                yield (
+                    f"{name}{_with_label(labels_text, 'quantile', quantile)} "
+                    f"{format_value(value)}\n"
+                )
+            yield f"{name}_sum{labels_text} {format_value(series.sum)}\n"
+            yield f"{name}_count{labels_text} {series.count}\n"
+
+
+def _openmetrics_bound(bound: float) -> str:
+    # OpenMetrics wants canonical floats for le: 1.0, not 1
+    return repr(float(bound))
+
+
+def render_store(store: Store, *, openmetrics: bool, now: float) -> str:
+    """Every family, sorted by name (series in the order they were born)."""
+    chunks: list[str] = []
+    for name in sorted(store.families):
+        chunks.extend(_family_lines(store.families[name], openmetrics, now))
+    return "".join(chunks)

@@ -1,0 +1,82 @@
+"""Log output in statsd_exporter's two formats, logfmt and JSON.
+
+Structured fields travel in ``extra={"fields": {...}}``. Warnings about bad
+input go through ``RateLimited`` so a flood of garbage cannot flood the log."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
+          "error": logging.ERROR}
+
+
+def _logfmt_value(value: object) -> str:
+    text = str(value)
+    if text == "" or any(c in text for c in ' ="\\\n'):
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    return text
+
+
+class LogfmtFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        pairs = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower().replace("warning", "warn"),
+            "source": f"{record.module}.py:{record.lineno}",
+            "msg": record.getMessage(),
+            **getattr(record, "fields", {}),
+        }
+        return " ".join(f"{k}={_logfmt_value(v)}" for k, v in pairs.items() if v is not None)
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        pairs = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower().replace("warning", "warn"),
+            "source": f"{record.module}.py:{record.lineno}",
+            "msg": record.getMessage(),
+            **getattr(record, "fields", {}),
+        }
+        return json.dumps({k: v for k, v in pairs.items() if v is not None})
+
+
+def configure(level: str, fmt: str) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if fmt == "json" else LogfmtFormatter())
+    root = logging.getLogger("aerostat")
+    root.handlers[:] = [handler]
+    root.setLevel(LEVELS[level])
+    root.propagate = False
+
+
+class RateLimited:
+    """At most ``per_second`` records a second reach the log; the rest are
+    counted and summed up in the next record that passes."""
+
+    def __init__(self, logger: logging.Logger, per_second: int = 5) -> None:
+        self.logger = logger
+        self.per_second = per_second
+        self._second = 0
+        self._sent = 0
+        self._suppressed = 0
+
+    def debug(self, message: str, **fields: object) -> None:
+        if not self.logger.isEnabledFor(logging.DEBUG):
+            return
+        second = int(time.monotonic())
+        if second != self._second:
+            self._second, self._sent = second, 0
+        if self._sent >= self.per_second:
+            self._suppressed += 1
+            return
+        self._sent += 1
+        if self._suppressed:
+            fields["suppressed_since_last"] = self._suppressed
+            self._suppressed = 0
+        self.logger.debug(message, extra={"fields": fields})

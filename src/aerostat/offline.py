@@ -1,0 +1,133 @@
+"""What ``aerostat map`` and ``aerostat replay`` compute, without sockets:
+lines explained one by one, and captures fed through a fresh store."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client import generate_latest as generate_text
+
+from aerostat.events import Reason
+from aerostat.expose.exposition import render_store
+from aerostat.expose.telemetry import Telemetry, TelemetryCollector
+from aerostat.mapper import Mapper, MappingConfig
+from aerostat.parse import Dialects, parse_line
+from aerostat.pipeline import Pipeline, resolve
+from aerostat.store import Store
+
+
+class LineExplainer:
+    """Explains lines in order against one store, so that a type conflict
+    between two lines of the same input shows up as it would in a server."""
+
+    def __init__(self, config: MappingConfig, dialects: Dialects) -> None:
+        self.mapper = Mapper(config, cache_size=0)
+        self.store = Store()
+        self.dialects = dialects
+
+    def explain(self, line: str) -> dict[str, Any]:
+        """``{"line", "events": [...], "error": None | reason}``; ``events``
+        holds what lands in Prometheus, ``error`` the first refusal."""
+        report: dict[str, Any] = {"line": line, "events": [], "error": None}
+        parsed = parse_line(line, self.dialects)
+        errors: list[str] = [reason.value for reason in parsed.errors]
+        if line and not parsed.events and not errors:
+            errors.append("no_sample")
+        for event in parsed.events:
+            resolution = resolve(event, self.mapper)
+            rule = resolution.rule
+            if resolution.dropped:
+                errors.append("dropped")
+                report["rule"] = _rule_text(rule)
+                continue
+            if resolution.error is not None:
+                errors.append(resolution.error.value)
+                continue
+            assert resolution.spec is not None
+            if self.store.series_for(resolution.spec, resolution.labels) is None:
+                errors.append("type_conflict")
+                continue
+            entry: dict[str, Any] = {
+                "name": resolution.spec.name,
+                "labels": dict(resolution.labels),
+                "type": event.kind.label,
+                "value": resolution.value,
+            }
+            if event.relative:
+                entry["relative"] = True
+            if rule is not None:
+                entry["rule"] = _rule_text(rule)
+            report["events"].append(entry)
+        if errors:
+            report["error"] = errors[0]
+        return report
+
+
+def _rule_text(rule: Any) -> str | None:
+    if rule is None:
+        return None
+    return f"{rule.match} (mapping {rule.index + 1}, line {rule.line})"
+
+
+def describe(report: dict[str, Any]) -> str:
+    """The human form of one ``explain`` report."""
+    lines = [report["line"]]
+    for event in report["events"]:
+        labels = ",".join(f'{k}="{v}"' for k, v in event["labels"].items())
+        sign = " (relative)" if event.get("relative") else ""
+        via = f"  by {event['rule']}" if "rule" in event else "  unmapped"
+        lines.append(
+            f"  {event['type']:8} {event['name']}{{{labels}}} {event['value']!r}{sign}{via}"
+        )
+    if report["error"] is not None:
+        why = report["error"]
+        if why == "dropped":
+            why = f"dropped by {report.get('rule')}"
+        lines.append(f"  refused: {why}")
+    return "\n".join(lines)
+
+
+def read_datagrams(text: str) -> Iterator[tuple[float, bytes]]:
+    """(seconds since start, datagram) from a capture: JSON lines whose
+    objects carry the datagram in "data" (and its time in "t"), or plain
+    StatsD lines, one datagram each."""
+    for number, raw in enumerate(text.splitlines(), start=1):
+        stripped = raw.strip()
+        if not stripped:
+            continue
+        if stripped.startswith("{"):
+            try:
+                record = json.loads(stripped)
+                yield float(record.get("t", 0.0)), str(record["data"]).encode("utf-8")
+            except (ValueError, KeyError, TypeError) as error:
+                raise ValueError(f"line {number}: not a capture record ({error})") from None
+        else:
+            yield 0.0, raw.encode("utf-8")
+
+
+def replay(
+    datagrams: Iterable[tuple[float, bytes]], config: MappingConfig, dialects: Dialects
+) -> str:
+    """Feeds datagrams through a fresh store; returns the text exposition a
+    scrape would return after them (statsd metrics and the exporter's own
+    counters, without process metrics that would differ run to run)."""
+    telemetry = Telemetry()
+    telemetry.loaded_mappings = len(config.rules)
+    store = Store()
+    pipeline = Pipeline(Mapper(config), store, telemetry, dialects)
+    start = 1_000_000.0  # any origin above zero: the store treats 0 as "never"
+    now = start
+    for offset, datagram in datagrams:
+        now = start + offset
+        telemetry.udp_packets += 1
+        pipeline.feed(datagram, now)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(TelemetryCollector(telemetry))
+    own = generate_text(registry).decode("utf-8")
+    return render_store(store, openmetrics=False, now=now) + own
+
+
+__all__ = ["LineExplainer", "Reason", "describe", "read_datagrams", "replay"]

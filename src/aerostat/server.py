@@ -1,0 +1,402 @@
+"""The exporter's lifecycle: start, the event loop, tick, reload, drain, stop.
+
+One thread (the caller of ``serve_forever``) owns the store: it reads every
+socket and runs every mutation, including reloads asked for over HTTP.
+HTTP requests are answered from their own threads and only read."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import selectors
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+from prometheus_client import generate_latest as generate_text
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+
+from aerostat.errors import AerostatError
+from aerostat.expose.exposition import render_store
+from aerostat.expose.http import Endpoints, HttpServer
+from aerostat.expose.telemetry import Telemetry, TelemetryCollector
+from aerostat.mapper import Mapper, MappingConfig, load_mapping_config
+from aerostat.parse import Dialects
+from aerostat.pipeline import Pipeline
+from aerostat.store import Store
+from aerostat.wire import LineAssembler, bind_tcp, bind_udp, bind_unixgram, udp_kernel_drops
+
+log = logging.getLogger("aerostat")
+
+# a drain of one socket yields to the others after this many datagrams
+_BATCH = 2048
+_TICK_SECONDS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class ServerOptions:
+    """statsd_exporter's flags, by the same names and defaults."""
+
+    listen_udp: str = ":9125"
+    listen_tcp: str = ":9125"
+    listen_unixgram: str = ""
+    unixsocket_mode: int = 0o755
+    mapping_config: str | None = None
+    cache_size: int = 1000
+    read_buffer: int | None = None
+    dialects: Dialects = field(default_factory=Dialects)
+    web_listen_address: str = ":9102"
+    telemetry_path: str = "/metrics"
+    enable_lifecycle: bool = False
+    line_cache_size: int = 100_000
+
+
+def load_config(path: str | None) -> MappingConfig:
+    return MappingConfig.empty() if path is None else load_mapping_config(path)
+
+
+def _reserved_names(registry: CollectorRegistry) -> frozenset[str]:
+    names: set[str] = set()
+    for family in registry.collect():
+        for suffix in ("", "_total", "_created", "_sum", "_count", "_bucket", "_info"):
+            names.add(family.name + suffix)
+        names.update(sample.name for sample in family.samples)
+    return frozenset(names)
+
+
+class Server:
+    """Everything ``aerostat serve`` runs. Construct (loads the mapping),
+    ``start()`` (binds every socket, so mistakes surface before serving),
+    then ``serve_forever()`` until ``stop()``."""
+
+    def __init__(self, options: ServerOptions) -> None:
+        self.options = options
+        config = load_config(options.mapping_config)
+        self.telemetry = Telemetry()
+        self.telemetry.loaded_mappings = len(config.rules)
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.mapper = Mapper(config, options.cache_size)
+        self.store = Store()
+        self.pipeline = Pipeline(
+            self.mapper, self.store, self.telemetry, options.dialects, options.line_cache_size
+        )
+        self.registry.register(
+            TelemetryCollector(
+                self.telemetry,
+                gauges={
+                    "statsd_metric_mapper_cache_length": (
+                        "The count of unique metrics currently cached.",
+                        lambda: self.pipeline.mapper.cache_length,
+                    ),
+                    "aerostat_series": (
+                        "Series currently held for StatsD metrics.",
+                        lambda: self.store.series_count,
+                    ),
+                    "aerostat_line_cache_length": (
+                        "Distinct StatsD lines (without their values) resolved to a series.",
+                        lambda: self.pipeline.cache_length,
+                    ),
+                },
+                counters={
+                    "statsd_metric_mapper_cache_gets": (
+                        "The count of total metric cache gets.",
+                        lambda: self.pipeline.mapper.cache_gets,
+                    ),
+                    "statsd_metric_mapper_cache_hits": (
+                        "The count of total metric cache hits.",
+                        lambda: self.pipeline.mapper.cache_hits,
+                    ),
+                },
+            )
+        )
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        self.store.reserved = _reserved_names(self.registry)
+
+        self._selector = selectors.DefaultSelector()
+        self._wake_reader, self._wake_writer = socket.socketpair()
+        self._wake_reader.setblocking(False)
+        self._requests: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._stopping = False
+        self._stopped = threading.Event()
+        self._owner: int | None = None
+        self.udp: socket.socket | None = None
+        self.tcp: socket.socket | None = None
+        self.unixgram: socket.socket | None = None
+        self._connections: dict[socket.socket, LineAssembler] = {}
+        self.http: HttpServer | None = None
+
+    # -- start -----------------------------------------------------------------
+
+    def start(self) -> None:
+        options = self.options
+        if not (options.listen_udp or options.listen_tcp or options.listen_unixgram):
+            raise AerostatError("at least one of UDP, TCP or unixgram listeners must be set",
+                                source="--statsd.listen-*")
+        try:
+            if options.listen_udp:
+                self.udp = bind_udp(options.listen_udp, options.read_buffer)
+                self._selector.register(self.udp, selectors.EVENT_READ, self._drain_udp)
+            if options.listen_tcp:
+                self.tcp = bind_tcp(options.listen_tcp)
+                self._selector.register(self.tcp, selectors.EVENT_READ, self._accept_tcp)
+            if options.listen_unixgram:
+                self.unixgram = bind_unixgram(
+                    options.listen_unixgram, options.unixsocket_mode, options.read_buffer
+                )
+                self._selector.register(self.unixgram, selectors.EVENT_READ, self._drain_unixgram)
+            self._selector.register(self._wake_reader, selectors.EVENT_READ, self._run_requests)
+            self.http = HttpServer(
+                options.web_listen_address,
+                Endpoints(
+                    telemetry_path=options.telemetry_path,
+                    render=self.render,
+                    reload=self.request_reload,
+                    quit=self.stop,
+                    enable_lifecycle=options.enable_lifecycle,
+                ),
+            )
+        except AerostatError:
+            self._close_sockets()
+            raise
+        self.http.start()
+        log.info(
+            "Accepting StatsD traffic",
+            extra={"fields": {
+                "udp": _address(self.udp), "tcp": _address(self.tcp),
+                "unixgram": options.listen_unixgram or None,
+            }},
+        )
+        host, port = self.http.address
+        log.info("Accepting Prometheus requests", extra={"fields": {"addr": f"{host}:{port}"}})
+
+    @property
+    def http_port(self) -> int:
+        assert self.http is not None
+        return self.http.address[1]
+
+    # -- the event loop -----------------------------------------------------------
+
+    def serve_forever(self) -> None:
+        self._owner = threading.get_ident()
+        next_tick = time.monotonic() + _TICK_SECONDS
+        select = self._selector.select
+        try:
+            while not self._stopping:
+                timeout = max(0.0, next_tick - time.monotonic())
+                for key, _ in select(timeout):
+                    key.data()
+                now = time.monotonic()
+                if now >= next_tick:
+                    self.tick(now)
+                    next_tick = now + _TICK_SECONDS
+            self._drain_on_stop()
+        finally:
+            self._close_sockets()
+            self._owner = None
+            self._stopped.set()
+
+    def _drain_udp(self) -> None:
+        assert self.udp is not None
+        recv = self.udp.recv
+        feed = self.pipeline.feed
+        feed_line = self.pipeline.feed_line
+        now = time.monotonic()
+        received = 0
+        try:
+            while received < _BATCH:
+                data = recv(65535)
+                received += 1
+                if b"\n" in data:
+                    feed(data, now)
+                else:
+                    feed_line(data, now)
+        except BlockingIOError:
+            pass
+        finally:
+            self.telemetry.udp_packets += received
+
+    def _drain_unixgram(self) -> None:
+        assert self.unixgram is not None
+        now = time.monotonic()
+        received = 0
+        try:
+            while received < _BATCH:
+                data = self.unixgram.recv(65535)
+                received += 1
+                self.pipeline.feed(data, now)
+        except BlockingIOError:
+            pass
+        finally:
+            self.telemetry.unixgram_packets += received
+
+    def _accept_tcp(self) -> None:
+        assert self.tcp is not None
+        try:
+            connection, _ = self.tcp.accept()
+        except OSError:
+            self.telemetry.tcp_connection_errors += 1
+            return
+        connection.setblocking(False)
+        self.telemetry.tcp_connections += 1
+        self._connections[connection] = LineAssembler()
+        self._selector.register(
+            connection, selectors.EVENT_READ, lambda: self._read_tcp(connection)
+        )
+
+    def _read_tcp(self, connection: socket.socket) -> None:
+        assembler = self._connections[connection]
+        try:
+            chunk = connection.recv(262144)
+        except BlockingIOError:
+            return
+        except OSError:
+            self.telemetry.tcp_connection_errors += 1
+            chunk = b""
+        now = time.monotonic()
+        lines = assembler.feed(chunk) if chunk else [assembler.finish()]
+        feed_line = self.pipeline.feed_line
+        for line in lines:
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if line:
+                feed_line(line, now)
+        self.telemetry.tcp_too_long_lines += assembler.too_long
+        assembler.too_long = 0
+        if not chunk:
+            self._selector.unregister(connection)
+            del self._connections[connection]
+            connection.close()
+
+    def tick(self, now: float) -> None:
+        """Once a second: expire series, read the kernel's drop counter."""
+        expired = self.store.expire(now)
+        if expired:
+            self.telemetry.series_expired += expired
+            self.pipeline.forget()
+        if self.udp is not None:
+            drops = udp_kernel_drops(self.udp)
+            if drops is not None:
+                self.telemetry.udp_kernel_drops = drops
+
+    # -- requests from other threads -------------------------------------------------
+
+    def _run_requests(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while self._wake_reader.recv(4096):
+                pass
+        while True:
+            try:
+                request = self._requests.get_nowait()
+            except queue.Empty:
+                return
+            request()
+
+    def _call_in_loop(self, function: Callable[[], None]) -> None:
+        """Runs ``function`` on the event loop and waits for it."""
+        if self._owner is None or self._owner == threading.get_ident():
+            function()
+            return
+        done = threading.Event()
+
+        def request() -> None:
+            try:
+                function()
+            finally:
+                done.set()
+
+        self._requests.put(request)
+        self._wake()
+        done.wait()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):
+            self._wake_writer.send(b"\0")
+
+    def reload(self) -> str | None:
+        """Re-reads the mapping file; on failure keeps the old mapping.
+        Returns None on success, else the reason. Call on the event loop."""
+        try:
+            config = load_config(self.options.mapping_config)
+        except AerostatError as error:
+            self.telemetry.config_reloads["failure"] += 1
+            log.error("Error reloading config: %s", error)
+            return str(error)
+        self.mapper = Mapper(config, self.options.cache_size)
+        self.pipeline.set_mapper(self.mapper)
+        self.telemetry.loaded_mappings = len(config.rules)
+        self.telemetry.config_reloads["success"] += 1
+        log.info("Reloaded mapping config", extra={"fields": {"mappings": len(config.rules)}})
+        return None
+
+    def schedule_reload(self) -> None:
+        """Reloads at the loop's next turn; safe from a signal handler."""
+        self._requests.put(self._reload_quietly)
+        self._wake()
+
+    def _reload_quietly(self) -> None:
+        self.reload()  # the outcome is logged and counted by reload()
+
+    def request_reload(self) -> str | None:
+        outcome: list[str | None] = []
+        self._call_in_loop(lambda: outcome.append(self.reload()))
+        return outcome[0]
+
+    def stop(self) -> None:
+        """Asks the loop to finish: it drains what the sockets hold, then closes."""
+        self._stopping = True
+        self._wake()
+
+    def wait_stopped(self, timeout: float | None = None) -> bool:
+        return self._stopped.wait(timeout)
+
+    def _drain_on_stop(self) -> None:
+        """What the kernel already holds was sent before the stop: keep it."""
+        udp_before = unix_before = -1
+        while (self.udp is not None and self.telemetry.udp_packets != udp_before) or (
+            self.unixgram is not None and self.telemetry.unixgram_packets != unix_before
+        ):
+            udp_before = self.telemetry.udp_packets
+            unix_before = self.telemetry.unixgram_packets
+            if self.udp is not None:
+                self._drain_udp()
+            if self.unixgram is not None:
+                self._drain_unixgram()
+        for connection in list(self._connections):
+            self._read_tcp(connection)
+
+    def _close_sockets(self) -> None:
+        if self.http is not None:
+            self.http.stop()
+            self.http = None
+        for sock in (self.udp, self.tcp, self.unixgram, *self._connections):
+            if sock is not None:
+                sock.close()
+        self._connections.clear()
+        path = self.options.listen_unixgram
+        if self.unixgram is not None and path and not path.startswith("@"):
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        self.unixgram = None
+
+    # -- scrapes ----------------------------------------------------------------------
+
+    def render(self, openmetrics: bool) -> str:
+        now = time.monotonic()
+        body = render_store(self.store, openmetrics=openmetrics, now=now)
+        generate = generate_openmetrics if openmetrics else generate_text
+        # in OpenMetrics, the own output ends with the one # EOF
+        own: bytes = generate(self.registry)
+        return body + own.decode("utf-8")
+
+
+def _address(sock: socket.socket | None) -> str | None:
+    if sock is None:
+        return None
+    host, port = sock.getsockname()[:2]
+    return f"{host}:{port}"

@@ -1,0 +1,152 @@
+"""The store: metric families and their series, one Prometheus type per name.
+
+Conflicts are settled when a series is born, never at scrape time, so a
+scrape can always be answered: the first type registered under a name wins,
+and names whose samples would collide (``x_sum`` next to a summary ``x``)
+are refused, as statsd_exporter refuses them."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from aerostat.store.series import (
+    HistogramSeries,
+    ScalarSeries,
+    Series,
+    SummarySeries,
+    render_labels,
+)
+
+LabelPairs = tuple[tuple[str, str], ...]
+
+
+class MetricType(enum.StrEnum):
+    COUNTER = "counter"
+    GAUGE = "gauge"
+    HISTOGRAM = "histogram"
+    SUMMARY = "summary"
+
+
+@dataclass(frozen=True, slots=True)
+class FamilySpec:
+    """What a family is: set by whichever event creates it first."""
+
+    name: str
+    type: MetricType
+    help: str
+    buckets: tuple[float, ...] = ()
+    quantiles: tuple[float, ...] = ()
+    max_age: float = 600.0
+    age_buckets: int = 5
+
+
+@dataclass(slots=True)
+class Family:
+    spec: FamilySpec
+    series: dict[LabelPairs, Series] = field(default_factory=dict)
+
+
+_SUFFIXES = ("_sum", "_count", "_bucket")
+
+
+def sample_names(name: str, metric_type: MetricType) -> tuple[str, ...]:
+    """Every sample name a family of this type exposes."""
+    if metric_type is MetricType.HISTOGRAM:
+        return (name + "_bucket", name + "_sum", name + "_count")
+    if metric_type is MetricType.SUMMARY:
+        return (name, name + "_sum", name + "_count")
+    return (name,)
+
+
+class Store:
+    """All statsd-derived series. ``reserved`` holds the sample names of the
+    exporter's own metrics: a StatsD name may not take one (upstream lets
+    ``go_goroutines:1|g`` fail every scrape with HTTP 500)."""
+
+    def __init__(self, reserved: frozenset[str] = frozenset()) -> None:
+        self.families: dict[str, Family] = {}
+        self.reserved = reserved
+        self.series_count = 0
+        self.families_created: dict[MetricType, int] = dict.fromkeys(MetricType, 0)
+        # series that can expire, by identity: (family name, label key)
+        self._expiring: dict[int, tuple[Family, LabelPairs, Series]] = {}
+
+    def _admits(self, spec: FamilySpec) -> bool:
+        name = spec.name
+        if any(sample in self.reserved for sample in sample_names(name, spec.type)):
+            return False
+        families = self.families
+        if spec.type is MetricType.HISTOGRAM:
+            return not any(name + suffix in families for suffix in _SUFFIXES)
+        if spec.type is MetricType.SUMMARY:
+            return name + "_sum" not in families and name + "_count" not in families
+        for suffix in _SUFFIXES:
+            if name.endswith(suffix):
+                base = families.get(name[: -len(suffix)])
+                if base is not None and base.spec.type is not MetricType.COUNTER:
+                    return False
+        return True
+
+    def family_for(self, spec: FamilySpec) -> Family | None:
+        """The family named ``spec.name``, created if new; None on a conflict."""
+        family = self.families.get(spec.name)
+        if family is not None:
+            return family if family.spec.type is spec.type else None
+        if not self._admits(spec):
+            return None
+        family = Family(spec)
+        self.families[spec.name] = family
+        self.families_created[spec.type] += 1
+        return family
+
+    def series_for(
+        self, spec: FamilySpec, labels: LabelPairs, ttl: float = 0.0
+    ) -> Series | None:
+        """The series of these labels (sorted by name) in the family of
+        ``spec``, created if new; None when the name is taken by another type."""
+        family = self.family_for(spec)
+        if family is None:
+            return None
+        series = family.series.get(labels)
+        if series is None:
+            series = _new_series(family.spec, labels)
+            family.series[labels] = series
+            self.series_count += 1
+        if ttl > 0.0:
+            self._expiring[id(series)] = (family, labels, series)
+        elif series.ttl > 0.0:
+            self._expiring.pop(id(series), None)
+        series.ttl = ttl
+        return series
+
+    def expire(self, now: float) -> int:
+        """Removes series not updated for longer than their TTL; returns how many."""
+        expired = [
+            (key, family, labels)
+            for key, (family, labels, series) in self._expiring.items()
+            if now - series.updated > series.ttl
+        ]
+        for key, family, labels in expired:
+            del self._expiring[key]
+            del family.series[labels]
+            self.series_count -= 1
+            if not family.series:
+                del self.families[family.spec.name]
+        return len(expired)
+
+    def clear(self) -> None:
+        self.families.clear()
+        self._expiring.clear()
+        self.series_count = 0
+
+
+def _new_series(spec: FamilySpec, labels: LabelPairs) -> Series:
+    labels_text = render_labels(labels)
+    if spec.type is MetricType.HISTOGRAM:
+        return HistogramSeries(labels, labels_text, 0.0, spec.buckets)
+    if spec.type is MetricType.SUMMARY:
+        return SummarySeries(
+            labels, labels_text, 0.0, spec.quantiles, spec.max_age, spec.age_buckets
+        )
+    return ScalarSeries(labels, labels_text, 0.0)

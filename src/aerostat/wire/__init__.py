@@ -1,0 +1,20 @@
+"""Sockets: binding the listeners statsd_exporter has, reading them without
+blocking, and the kernel's own count of what it dropped."""
+
+from aerostat.wire.address import parse_address
+from aerostat.wire.listeners import (
+    LineAssembler,
+    bind_tcp,
+    bind_udp,
+    bind_unixgram,
+    udp_kernel_drops,
+)
+
+__all__ = [
+    "LineAssembler",
+    "bind_tcp",
+    "bind_udp",
+    "bind_unixgram",
+    "parse_address",
+    "udp_kernel_drops",
+]

@@ -1,0 +1,135 @@
+"""Binding the three StatsD listeners, reassembling TCP lines, and reading
+the kernel's drop counter of a UDP socket."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import stat
+
+from aerostat.errors import AerostatError
+from aerostat.wire.address import parse_address
+
+
+def _bind(kind: socket.SocketKind, address: str, flag: str) -> socket.socket:
+    family, host, port = parse_address(address, flag)
+    sock = socket.socket(family, kind)
+    try:
+        if kind == socket.SOCK_STREAM:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        raise AerostatError(f"cannot listen on {address}: {error.strerror}", source=flag) from None
+    sock.setblocking(False)
+    return sock
+
+
+def _set_read_buffer(sock: socket.socket, read_buffer: int | None, flag: str) -> None:
+    if not read_buffer:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, read_buffer)
+    except OSError as error:
+        raise AerostatError(f"cannot set the read buffer: {error.strerror}", source=flag) from None
+
+
+def bind_udp(address: str, read_buffer: int | None = None) -> socket.socket:
+    sock = _bind(socket.SOCK_DGRAM, address, "--statsd.listen-udp")
+    _set_read_buffer(sock, read_buffer, "--statsd.read-buffer")
+    return sock
+
+
+def bind_tcp(address: str) -> socket.socket:
+    sock = _bind(socket.SOCK_STREAM, address, "--statsd.listen-tcp")
+    sock.listen(128)
+    return sock
+
+
+def bind_unixgram(path: str, mode: int, read_buffer: int | None = None) -> socket.socket:
+    """A datagram socket at ``path``. Like upstream it will not replace an
+    existing file; unlike upstream it replaces a stale socket left behind by
+    a process that died, since nothing can be listening on it."""
+    flag = "--statsd.listen-unixgram"
+    abstract = path.startswith("@")
+    if not abstract and os.path.lexists(path):
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            raise AerostatError(f"{path} exists and is not a socket; refusing to replace it",
+                                source=flag)
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            probe.connect(path)
+        except OSError:
+            os.unlink(path)  # stale: its owner is gone
+        else:
+            raise AerostatError(f"{path} is in use by another process", source=flag)
+        finally:
+            probe.close()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        sock.bind("\0" + path[1:] if abstract else path)
+        if not abstract:
+            os.chmod(path, mode)
+    except OSError as error:
+        sock.close()
+        raise AerostatError(f"cannot listen on {path}: {error.strerror}", source=flag) from None
+    _set_read_buffer(sock, read_buffer, "--statsd.read-buffer")
+    sock.setblocking(False)
+    return sock
+
+
+class LineAssembler:
+    """Cuts a TCP byte stream into whole lines. A line longer than
+    ``max_line`` is discarded up to its newline and counted, and the
+    connection goes on (upstream closes it)."""
+
+    __slots__ = ("_discarding", "_pending", "max_line", "too_long")
+
+    def __init__(self, max_line: int = 65536) -> None:
+        self.max_line = max_line
+        self._pending = b""
+        self._discarding = False
+        self.too_long = 0
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        """The complete lines now available, without their newlines."""
+        if self._discarding:
+            end = chunk.find(b"\n")
+            if end == -1:
+                return []
+            chunk = chunk[end + 1 :]
+            self._discarding = False
+        lines = (self._pending + chunk).split(b"\n")
+        self._pending = lines.pop()
+        if len(self._pending) > self.max_line:
+            self.too_long += 1
+            self._pending = b""
+            self._discarding = True
+        if any(len(line) > self.max_line for line in lines):
+            kept = [line for line in lines if len(line) <= self.max_line]
+            self.too_long += len(lines) - len(kept)
+            lines = kept
+        return lines
+
+    def finish(self) -> bytes:
+        """What is left when the peer closes: a last line without a newline."""
+        rest, self._pending = self._pending, b""
+        return b"" if self._discarding else rest
+
+
+def udp_kernel_drops(sock: socket.socket) -> int | None:
+    """The kernel's count of datagrams dropped for this socket (receive
+    buffer full), from /proc/net/udp{,6}; None where that is unavailable."""
+    try:
+        inode = os.fstat(sock.fileno()).st_ino
+    except OSError:
+        return None
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        with contextlib.suppress(OSError), open(table, encoding="ascii") as lines:
+            next(lines, None)
+            for line in lines:
+                fields = line.split()
+                if len(fields) >= 13 and fields[9] == str(inode):
+                    return int(fields[12])
+    return None
