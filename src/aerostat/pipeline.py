@@ -196,6 +196,8 @@ class Pipeline:
         self._slow_line(line, (name, suffix), now)
 
     def _slow_line(self, line: bytes, key: tuple[bytes, bytes], now: float) -> None:
+        if not line:
+            return  # an empty datagram or a blank line carries nothing
         telemetry = self.telemetry
         telemetry.lines += 1
         try:

@@ -130,8 +130,9 @@ class HttpServer:
             raise AerostatError(
                 f"cannot listen on {address}: {error.strerror}", source="--web.listen-address"
             ) from None
+        # a short poll keeps shutdown() quick; idle cost is ten wake-ups a second
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="aerostat-http", daemon=True
+            target=self._server.serve_forever, args=(0.1,), name="aerostat-http", daemon=True
         )
 
     @property
