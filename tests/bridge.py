@@ -63,7 +63,9 @@ class Bridge:
             last = current
             time.sleep(0.02)
 
-    def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    def get(
+        self, path: str, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
         request = urllib.request.Request(self.url + path, headers=headers or {})
         try:
             with urllib.request.urlopen(request, timeout=5) as response:
@@ -80,13 +82,14 @@ class Bridge:
             return error.code, error.read()
 
     def scrape_text(self) -> str:
-        status, _, body = self.get("/metrics")
+        status, _, body = self.get(self.server.options.telemetry_path)
         assert status == 200
         return body.decode("utf-8")
 
     def samples(self, own: bool = False) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
         """Every sample of a scrape: (name, labels) → value; the exporter's own
-        metrics only when ``own``."""
+        metrics only when ``own``. prometheus_client's parser names the
+        sample of a counter ``foo`` as ``foo_total``."""
         result = {}
         for family in text_string_to_metric_families(self.scrape_text()):
             for sample in family.samples:

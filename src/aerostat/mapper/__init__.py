@@ -1,0 +1,36 @@
+"""The mapping stage: statsd_exporter's mapping YAML read into rules, and a
+Mapper that turns a StatsD name into a Prometheus name and labels.
+
+Pure: no I/O besides ``load_mapping_config`` reading the file it is given.
+"""
+
+from aerostat.mapper.config import load_mapping_config, parse_mapping_config
+from aerostat.mapper.mapper import Mapper
+from aerostat.mapper.rules import (
+    Action,
+    Defaults,
+    HistogramOptions,
+    MappingConfig,
+    Match,
+    MatchType,
+    ObserverType,
+    Quantile,
+    Rule,
+    SummaryOptions,
+)
+
+__all__ = [
+    "Action",
+    "Defaults",
+    "HistogramOptions",
+    "Mapper",
+    "MappingConfig",
+    "Match",
+    "MatchType",
+    "ObserverType",
+    "Quantile",
+    "Rule",
+    "SummaryOptions",
+    "load_mapping_config",
+    "parse_mapping_config",
+]
