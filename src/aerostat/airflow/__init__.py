@@ -1,0 +1,1 @@
+"""Airflow knowledge, as data. The bridge's core never imports this package."""
