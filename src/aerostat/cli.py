@@ -172,7 +172,10 @@ def _serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGHUP, on_reload)
     server.serve_forever()
-    log.info("Stopped")
+    telemetry = server.telemetry
+    log.info("Stopped", extra={"fields": {
+        "udp_packets": telemetry.udp_packets, "udp_kernel_drops": telemetry.udp_kernel_drops,
+        "lines": telemetry.lines}})
     return 0
 
 

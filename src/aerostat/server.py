@@ -279,6 +279,9 @@ class Server:
         if expired:
             self.telemetry.series_expired += expired
             self.pipeline.forget()
+        self._read_kernel_drops()
+
+    def _read_kernel_drops(self) -> None:
         if self.udp is not None:
             drops = udp_kernel_drops(self.udp)
             if drops is not None:
@@ -367,6 +370,7 @@ class Server:
                 self._drain_udp()
             if self.unixgram is not None:
                 self._drain_unixgram()
+        self._read_kernel_drops()
         for connection in list(self._connections):
             self._read_tcp(connection)
 
