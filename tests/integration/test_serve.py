@@ -275,3 +275,27 @@ def test_unixgram(tmp_path: Path) -> None:
         bridge.settle()
         assert bridge.samples()[("v", frozenset())] == 2
     assert not path.exists()  # removed on exit
+
+
+@pytest.mark.parametrize(
+    ("value", "expected", "reason"),
+    [
+        pytest.param(b" 2", 1.0, "malformed_value", id="padded"),
+        pytest.param(b"2 ", 1.0, "malformed_value", id="trailing-space"),
+        pytest.param(b"2_0", 1.0, "malformed_value", id="underscore"),
+        pytest.param(b"nan", 1.0, "non_finite_value", id="nan"),
+        pytest.param(b"1e999", 1.0, "non_finite_value", id="overflow"),
+        pytest.param(b"0x1p3", 8.0, None, id="hex-float"),
+        pytest.param(b"2.5e1", 25.0, None, id="exponent"),
+    ],
+)
+def test_cached_line_values_are_checked_like_new_ones(
+    value: bytes, expected: float, reason: str | None
+) -> None:
+    """Once v:1|g is known, a new value takes the cached path: it must be
+    refused or read exactly as the full parser would."""
+    with running_bridge() as bridge:
+        bridge.send_udp(b"v:1|g", b"v:" + value + b"|g")
+        assert bridge.samples()[("v", frozenset())] == expected
+        if reason is not None:
+            assert bridge.counter("statsd_exporter_sample_errors_total", reason=reason) == 1

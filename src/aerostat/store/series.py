@@ -71,10 +71,11 @@ class SummarySeries:
         "count",
         "labels",
         "labels_text",
+        "newest",
+        "newest_seen",
         "quantiles",
-        "seen",
+        "slice_end",
         "slice_seconds",
-        "slice_start",
         "slices",
         "sum",
         "ttl",
@@ -96,46 +97,52 @@ class SummarySeries:
         self.updated = 0.0
         self.quantiles = quantiles
         self.slice_seconds = max_age / max(age_buckets, 1)
+        # oldest first; the last one takes new observations until slice_end
         self.slices: list[list[float]] = [[] for _ in range(max(age_buckets, 1))]
-        self.seen = [0] * len(self.slices)
-        self.slice_start = 0.0
+        self.newest = self.slices[-1]
+        self.newest_seen = 0
+        self.slice_end = -math.inf
         self.sum = 0.0
         self.count = 0
 
-    def _rotate(self, now: float) -> None:
-        elapsed = int((now - self.slice_start) // self.slice_seconds)
-        if elapsed <= 0:
+    def _advance(self, now: float) -> None:
+        if self.slice_end == -math.inf:
+            self.slice_end = now + self.slice_seconds
             return
-        for _ in range(min(elapsed, len(self.slices))):
-            self.slices.pop(0)
-            self.seen.pop(0)
-            self.slices.append([])
-            self.seen.append(0)
-        self.slice_start += elapsed * self.slice_seconds
+        passed = int((now - self.slice_end) // self.slice_seconds) + 1
+        slices = self.slices
+        for _ in range(min(passed, len(slices))):
+            slices.pop(0)
+            slices.append([])
+        self.newest = slices[-1]
+        self.newest_seen = 0
+        self.slice_end += passed * self.slice_seconds
 
     def observe(self, value: float, now: float) -> None:
-        if now - self.slice_start >= self.slice_seconds:
-            if self.slice_start == 0.0:
-                self.slice_start = now
-            else:
-                self._rotate(now)
-        newest = self.slices[-1]
-        self.seen[-1] += 1
+        if now >= self.slice_end:
+            self._advance(now)
+        newest = self.newest
         if len(newest) < self.SLICE_CAPACITY:
             newest.append(value)
         else:
-            slot = random.randrange(self.seen[-1])
-            if slot < self.SLICE_CAPACITY:
-                newest[slot] = value
+            self._sample(value)
         self.sum += value
         self.count += 1
 
+    def _sample(self, value: float) -> None:
+        self.newest_seen = max(self.newest_seen, self.SLICE_CAPACITY) + 1
+        slot = random.randrange(self.newest_seen)
+        if slot < self.SLICE_CAPACITY:
+            self.newest[slot] = value
+
     def quantile_values(self, now: float) -> list[float]:
-        """Nearest-rank quantiles over the window; NaN when it is empty,
-        as client_golang reports."""
-        if self.slice_start:
-            self._rotate(now)
-        window = sorted(v for piece in self.slices for v in piece)
+        """Nearest-rank quantiles over the window; NaN when it is empty, as
+        client_golang reports. Reads only: scrapes run off the event loop."""
+        slices = self.slices
+        stale = 0
+        if now >= self.slice_end and self.slice_end != -math.inf:
+            stale = int((now - self.slice_end) // self.slice_seconds) + 1
+        window = sorted(v for piece in slices[min(stale, len(slices)) :] for v in piece)
         if not window:
             return [math.nan] * len(self.quantiles)
         last = len(window) - 1
