@@ -107,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--web.enable-lifecycle", dest="enable_lifecycle",
                        action="store_true",
                        help="Enable shutdown and reload via HTTP (POST /-/quit, /-/reload).")
+    for tuning in ("event-queue-size", "event-flush-threshold", "event-flush-interval",
+                   "udp-packet-queue-size"):
+        serve.add_argument(f"--statsd.{tuning}", dest="ignored_" + tuning.replace("-", "_"),
+                           default=None, metavar="VALUE",
+                           help="Accepted for compatibility with statsd_exporter; "
+                           "no effect (aerostat has no internal queue).")
     serve.add_argument("--check-config", dest="check_config", action="store_true",
                        help="Check the mapping configuration and exit.")
     _add_logging_flags(serve)
@@ -142,6 +148,10 @@ def _serve(args: argparse.Namespace) -> int:
         log.info("Configuration check successful", extra={"fields": {
             "mappings": len(config.rules)}})
         return 0
+    for name, value in sorted(vars(args).items()):
+        if name.startswith("ignored_") and value is not None:
+            flag = "--statsd." + name.removeprefix("ignored_").replace("_", "-")
+            log.info("Flag has no effect in aerostat", extra={"fields": {"flag": flag}})
     server = Server(
         ServerOptions(
             listen_udp=args.listen_udp,
