@@ -12,6 +12,7 @@ import os
 import queue
 import selectors
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -29,7 +30,14 @@ from aerostat.mapper import Mapper, MappingConfig, load_mapping_config
 from aerostat.parse import Dialects
 from aerostat.pipeline import Pipeline
 from aerostat.store import Store
-from aerostat.wire import LineAssembler, bind_tcp, bind_udp, bind_unixgram, udp_kernel_drops
+from aerostat.wire import (
+    LineAssembler,
+    bind_tcp,
+    bind_udp,
+    bind_unixgram,
+    read_buffer_bytes,
+    udp_kernel_drops,
+)
 
 log = logging.getLogger("aerostat")
 
@@ -165,6 +173,12 @@ class Server:
             self._close_sockets()
             raise
         self.http.start()
+        # perf: scrapes render in HTTP threads; with the default 5 ms switch
+        # interval a render holds the GIL that long while datagrams pile up
+        # in the kernel. 0.5 ms bounds that wait (see benchmarks/README.md).
+        sys.setswitchinterval(0.0005)
+        if self.udp is not None:
+            self._report_read_buffer(self.udp)
         log.info(
             "Accepting StatsD traffic",
             extra={"fields": {
@@ -174,6 +188,20 @@ class Server:
         )
         host, port = self.http.address
         log.info("Accepting Prometheus requests", extra={"fields": {"addr": f"{host}:{port}"}})
+
+    def _report_read_buffer(self, sock: socket.socket) -> None:
+        granted = read_buffer_bytes(sock)
+        asked = self.options.read_buffer
+        fields = {"read_buffer_bytes": granted}
+        if asked is not None and granted < asked:
+            log.warning("The kernel granted a smaller UDP read buffer than asked for; raise "
+                        "net.core.rmem_max", extra={"fields": {**fields, "asked": asked}})
+        elif granted < 1024 * 1024:
+            log.info("Small UDP read buffer: a pause of a few milliseconds under heavy load "
+                     "drops datagrams (counted in aerostat_udp_kernel_drops_total); raise "
+                     "net.core.rmem_max to 8388608 or more", extra={"fields": fields})
+        else:
+            log.debug("UDP read buffer", extra={"fields": fields})
 
     @property
     def http_port(self) -> int:
@@ -203,37 +231,24 @@ class Server:
 
     def _drain_udp(self) -> None:
         assert self.udp is not None
-        recv = self.udp.recv
-        feed = self.pipeline.feed
-        feed_line = self.pipeline.feed_line
-        now = time.monotonic()
-        received = 0
-        try:
-            while received < _BATCH:
-                data = recv(65535)
-                received += 1
-                if b"\n" in data:
-                    feed(data, now)
-                else:
-                    feed_line(data, now)
-        except BlockingIOError:
-            pass
-        finally:
-            self.telemetry.udp_packets += received
+        self.telemetry.udp_packets += self._drain(self.udp.recv)
 
     def _drain_unixgram(self) -> None:
         assert self.unixgram is not None
-        now = time.monotonic()
-        received = 0
+        self.telemetry.unixgram_packets += self._drain(self.unixgram.recv)
+
+    def _drain(self, recv: Callable[[int], bytes]) -> int:
+        """Reads what the socket holds, up to a batch, then processes it:
+        two tight loops cost less per datagram than one that alternates."""
+        batch: list[bytes] = []
+        append = batch.append
         try:
-            while received < _BATCH:
-                data = self.unixgram.recv(65535)
-                received += 1
-                self.pipeline.feed(data, now)
+            for _ in range(_BATCH):
+                append(recv(65535))
         except BlockingIOError:
             pass
-        finally:
-            self.telemetry.unixgram_packets += received
+        self.pipeline.feed_batch(batch, time.monotonic())
+        return len(batch)
 
     def _accept_tcp(self) -> None:
         assert self.tcp is not None
@@ -260,12 +275,9 @@ class Server:
             chunk = b""
         now = time.monotonic()
         lines = assembler.feed(chunk) if chunk else [assembler.finish()]
-        feed_line = self.pipeline.feed_line
-        for line in lines:
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            if line:
-                feed_line(line, now)
+        self.pipeline.feed_batch(
+            [line[:-1] if line.endswith(b"\r") else line for line in lines if line], now
+        )
         self.telemetry.tcp_too_long_lines += assembler.too_long
         assembler.too_long = 0
         if not chunk:

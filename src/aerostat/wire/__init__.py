@@ -7,6 +7,7 @@ from aerostat.wire.listeners import (
     bind_tcp,
     bind_udp,
     bind_unixgram,
+    read_buffer_bytes,
     udp_kernel_drops,
 )
 
@@ -16,5 +17,6 @@ __all__ = [
     "bind_udp",
     "bind_unixgram",
     "parse_address",
+    "read_buffer_bytes",
     "udp_kernel_drops",
 ]
