@@ -39,7 +39,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 BLAST_SRC = HERE / "statsd-blast.c"
 BLAST_BIN = HERE / "bin" / "statsd-blast"
-LINES_FILE = HERE / "data" / "airflow-3.3.2-plain.lines"
+CAPTURE = ROOT / "src" / "aerostat" / "airflow" / "captures" / "airflow-3.3.2-plain.jsonl"
+LINES_FILE = HERE / "bin" / "airflow-3.3.2-plain.lines"  # made from CAPTURE
 OUT_DIR = HERE / "out"
 RMEM_MAX = Path("/proc/sys/net/core/rmem_max")
 RMEM_DEFAULT = Path("/proc/sys/net/core/rmem_default")
@@ -63,6 +64,16 @@ AEROSTAT_CMD = f"{shlex.quote(sys.executable)} -m aerostat.cli serve"
 
 
 # --------------------------------------------------------------------------- setup
+
+
+def write_lines_file() -> Path:
+    """statsd-blast replays plain lines: one per datagram of the capture."""
+    if LINES_FILE.exists() and LINES_FILE.stat().st_mtime >= CAPTURE.stat().st_mtime:
+        return LINES_FILE
+    LINES_FILE.parent.mkdir(parents=True, exist_ok=True)
+    records = (json.loads(line) for line in CAPTURE.read_text("utf-8").splitlines() if line)
+    LINES_FILE.write_text("".join(record["data"] + "\n" for record in records), "utf-8")
+    return LINES_FILE
 
 
 def build_blast() -> Path:
@@ -281,7 +292,7 @@ def wait_settled(exporter: Exporter) -> tuple[dict[str, float], float, bool]:
 
 
 def blast(blast_bin: Path, port: int, rate: float, seconds: float) -> dict[str, Any]:
-    cmd = [str(blast_bin), HOST, str(port), str(LINES_FILE), "--rate", str(int(rate)),
+    cmd = [str(blast_bin), HOST, str(port), str(write_lines_file()), "--rate", str(int(rate)),
            "--seconds", str(seconds), "--per-packet", "1"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True,
                          timeout=seconds + 30).stdout

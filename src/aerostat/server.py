@@ -7,6 +7,7 @@ HTTP requests are answered from their own threads and only read."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import queue
@@ -15,7 +16,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
@@ -23,7 +24,7 @@ from prometheus_client import generate_latest as generate_text
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
 from aerostat.errors import AerostatError
-from aerostat.expose.exposition import render_store
+from aerostat.expose.exposition import exposition_lines
 from aerostat.expose.http import Endpoints, HttpServer
 from aerostat.expose.telemetry import Telemetry, TelemetryCollector
 from aerostat.mapper import Mapper, MappingConfig, load_mapping_config
@@ -44,6 +45,28 @@ log = logging.getLogger("aerostat")
 # a drain of one socket yields to the others after this many datagrams
 _BATCH = 2048
 _TICK_SECONDS = 1.0
+# lines of a scrape rendered between two drains of the sockets
+_RENDER_SLICE = 2000
+
+
+class _Scrape:
+    """A scrape being rendered by the event loop, a slice at a time."""
+
+    __slots__ = ("chunks", "done", "lines")
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self.lines = lines
+        self.chunks: list[str] = []
+        self.done = threading.Event()
+
+    def advance(self) -> bool:
+        """Renders one slice; True when the scrape is complete."""
+        before = len(self.chunks)
+        self.chunks.extend(itertools.islice(self.lines, _RENDER_SLICE))
+        if len(self.chunks) - before < _RENDER_SLICE:
+            self.done.set()
+            return True
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +160,7 @@ class Server:
         self.tcp: socket.socket | None = None
         self.unixgram: socket.socket | None = None
         self._connections: dict[socket.socket, LineAssembler] = {}
+        self._scrapes: list[_Scrape] = []
         self.http: HttpServer | None = None
 
     # -- start -----------------------------------------------------------------
@@ -216,9 +240,11 @@ class Server:
         select = self._selector.select
         try:
             while not self._stopping:
-                timeout = max(0.0, next_tick - time.monotonic())
+                timeout = 0.0 if self._scrapes else max(0.0, next_tick - time.monotonic())
                 for key, _ in select(timeout):
                     key.data()
+                if self._scrapes and self._scrapes[0].advance():
+                    self._scrapes.pop(0)
                 now = time.monotonic()
                 if now >= next_tick:
                     self.tick(now)
@@ -227,6 +253,9 @@ class Server:
         finally:
             self._close_sockets()
             self._owner = None
+            for scrape in self._scrapes:
+                while not scrape.advance():
+                    pass
             self._stopped.set()
 
     def _drain_udp(self) -> None:
@@ -327,7 +356,9 @@ class Server:
 
         self._requests.put(request)
         self._wake()
-        done.wait()
+        while not done.wait(0.5):
+            if self._stopped.is_set():  # the loop ended before taking it
+                request()
 
     def _wake(self) -> None:
         with contextlib.suppress(OSError):
@@ -403,12 +434,29 @@ class Server:
     # -- scrapes ----------------------------------------------------------------------
 
     def render(self, openmetrics: bool) -> str:
-        now = time.monotonic()
-        body = render_store(self.store, openmetrics=openmetrics, now=now)
+        """The exposition. From another thread (HTTP), the event loop renders
+        it in slices between reads of its sockets: rendering in the HTTP
+        thread made the reader wait for the GIL after every recv(), and the
+        kernel dropped datagrams during scrapes (benchmarks/README.md)."""
+        scrape = _Scrape(self._exposition(openmetrics))
+        if self._owner is None or self._owner == threading.get_ident() or self._stopping:
+            while not scrape.advance():
+                pass
+        else:
+            self._requests.put(lambda: self._scrapes.append(scrape))
+            self._wake()
+            while not scrape.done.wait(0.5):
+                if self._stopped.is_set():  # the loop ended before taking it
+                    while not scrape.advance():
+                        pass
+        return "".join(scrape.chunks)
+
+    def _exposition(self, openmetrics: bool) -> Iterator[str]:
+        yield from exposition_lines(self.store, openmetrics=openmetrics, now=time.monotonic())
         generate = generate_openmetrics if openmetrics else generate_text
         # in OpenMetrics, the own output ends with the one # EOF
         own: bytes = generate(self.registry)
-        return body + own.decode("utf-8")
+        yield own.decode("utf-8")
 
 
 def _address(sock: socket.socket | None) -> str | None:

@@ -9,7 +9,7 @@ metrics`` in the tests."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 
 from aerostat.store import (
@@ -109,9 +109,15 @@ def _openmetrics_bound(bound: float) -> str:
     return repr(float(bound))
 
 
-def render_store(store: Store, *, openmetrics: bool, now: float) -> str:
-    """Every family, sorted by name (series in the order they were born)."""
-    chunks: list[str] = []
+def exposition_lines(store: Store, *, openmetrics: bool, now: float) -> Iterator[str]:
+    """Every family, sorted by name (series in the order they were born),
+    line by line, so that the event loop can render a large store in slices
+    between reads of its sockets."""
     for name in sorted(store.families):
-        chunks.extend(_family_lines(store.families[name], openmetrics, now))
-    return "".join(chunks)
+        family = store.families.get(name)
+        if family is not None:  # expired while an earlier slice was rendered
+            yield from _family_lines(family, openmetrics, now)
+
+
+def render_store(store: Store, *, openmetrics: bool, now: float) -> str:
+    return "".join(exposition_lines(store, openmetrics=openmetrics, now=now))

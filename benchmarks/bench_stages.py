@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""Per-stage benchmark: what one line costs in each stage, in process, and
+what a scrape costs at 10k and 100k series.
+
+    python3 benchmarks/bench_stages.py [--repeats 7]
+
+Each figure is the median of --repeats timed passes over the real Airflow
+capture (11,596 lines). Rendering is compared side by side with the same
+store rendered through prometheus_client's own text exposition, the
+library-built alternative."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import Metric
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from aerostat.events import Kind  # noqa: E402
+from aerostat.expose.exposition import format_value, render_store  # noqa: E402
+from aerostat.expose.telemetry import Telemetry  # noqa: E402
+from aerostat.mapper import Mapper, MappingConfig, load_mapping_config  # noqa: E402
+from aerostat.parse import parse_line  # noqa: E402
+from aerostat.pipeline import Pipeline  # noqa: E402
+from aerostat.store import FamilySpec, MetricType, ScalarSeries, Store  # noqa: E402
+
+CAPTURE = ROOT / "src/aerostat/airflow/captures/airflow-3.3.2-plain.jsonl"
+EXAMPLE_MAPPING = ROOT / "examples/mapping.yml"
+
+
+def capture_lines() -> list[bytes]:
+    return [json.loads(line)["data"].encode() for line in CAPTURE.read_text().splitlines()]
+
+
+def median_ns(work: Callable[[], int], repeats: int) -> float:
+    """Median over ``repeats`` passes of nanoseconds per item (work returns
+    how many items it handled)."""
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        items = work()
+        timings.append((time.perf_counter() - start) / items * 1e9)
+    return statistics.median(timings)
+
+
+def median_ms(work: Callable[[], object], repeats: int) -> float:
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        work()
+        timings.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(timings)
+
+
+def store_with(series: int) -> Store:
+    """``series`` gauges spread over 100 families, labelled like Airflow's."""
+    store = Store()
+    for index in range(series):
+        spec = FamilySpec(f"airflow_metric_{index % 100}", MetricType.GAUGE, "help")
+        labels = (("dag_id", f"dag_{index // 1000}"), ("task_id", f"task_{index}"))
+        cell = store.series_for(spec, labels)
+        assert isinstance(cell, ScalarSeries)
+        cell.value = index * 1.5
+    return store
+
+
+class StoreCollector:
+    """The same store as prometheus_client Metric objects, for comparison."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def collect(self) -> Iterator[Metric]:
+        for name, family in sorted(self.store.families.items()):
+            metric = Metric(name, family.spec.help, family.spec.type.value)
+            for cell in family.series.values():
+                assert isinstance(cell, ScalarSeries)
+                metric.add_sample(name, dict(cell.labels), cell.value)
+            yield metric
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+    repeats = args.repeats
+    lines = capture_lines()
+    texts = [line.decode() for line in lines]
+    names = [(text.partition(":")[0], Kind.GAUGE) for text in texts]
+    results: dict[str, float] = {}
+
+    results["parse_line ns/line"] = median_ns(
+        lambda: sum(1 for text in texts if parse_line(text)), repeats)
+    for label, config in (("no mapping", MappingConfig.empty()),
+                          ("example mapping", load_mapping_config(EXAMPLE_MAPPING))):
+        uncached = Mapper(config, cache_size=0)
+        cached = Mapper(config, cache_size=10_000)
+        results[f"map ns/name, {label}, uncached"] = median_ns(
+            lambda m=uncached: sum(1 for name, kind in names if m.map(name, kind) or True),
+            repeats)
+        results[f"map ns/name, {label}, cached"] = median_ns(
+            lambda m=cached: sum(1 for name, kind in names if m.map(name, kind) or True),
+            repeats)
+    pipeline = Pipeline(Mapper(load_mapping_config(EXAMPLE_MAPPING)), Store(), Telemetry())
+    pipeline.feed_batch(lines, 1.0)  # every distinct line now known
+
+    def feed() -> int:
+        pipeline.feed_batch(lines, 2.0)
+        return len(lines)
+
+    results["pipeline ns/line, known lines (cache hit)"] = median_ns(feed, repeats)
+    cold = lines[:2000]
+
+    def feed_cold() -> int:
+        Pipeline(Mapper(MappingConfig.empty()), Store(), Telemetry()).feed_batch(cold, 1.0)
+        return len(cold)
+
+    results["pipeline ns/line, fresh pipeline (mostly misses)"] = median_ns(feed_cold, repeats)
+    results["format_value ns"] = median_ns(
+        lambda: sum(1 for value in range(10_000) if format_value(value * 0.37)), repeats)
+
+    for series in (10_000, 100_000):
+        store = store_with(series)
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(StoreCollector(store))  # type: ignore[arg-type]
+        mine = median_ms(lambda s=store: render_store(s, openmetrics=False, now=0.0), repeats)
+        theirs = median_ms(lambda r=registry: generate_latest(r), repeats)
+        results[f"render ms, {series:,} series, aerostat"] = mine
+        results[f"render ms, {series:,} series, via prometheus_client"] = theirs
+        results[f"render ratio, {series:,} series (prometheus_client / aerostat)"] = theirs / mine
+
+    width = max(map(len, results))
+    for key, value in results.items():
+        print(f"{key:<{width}}  {value:10.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
