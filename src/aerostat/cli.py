@@ -30,6 +30,23 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _duration(text: str) -> float:
+    from aerostat.mapper.config import parse_duration
+
+    try:
+        seconds = float(text)  # plain seconds, as in mapping files
+    except ValueError:
+        found = parse_duration(text)
+        if found is None:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a duration (e.g. 30s, 5m, 1h30m)"
+            ) from None
+        seconds = found
+    if seconds < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is negative")
+    return seconds
+
+
 def _octal_mode(text: str) -> int:
     try:
         return int(text, 8)
@@ -99,6 +116,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--statsd.line-cache-size", dest="line_cache_size",
                        type=_positive_int, default=100_000,
                        help="Distinct lines remembered with their resolved series (0 = off).")
+    serve.add_argument("--statsd.ttl", dest="ttl", type=_duration, default=0.0,
+                       help="Drop a series after this long without a sample (e.g. 10m), for "
+                       "series whose mapping sets no ttl. 0 keeps them forever.")
+    serve.add_argument("--statsd.max-series", dest="max_series", type=_positive_int,
+                       default=1_000_000,
+                       help="Most series held at once; past it new series are refused and "
+                       "counted in aerostat_series_refused_total (0 = no limit).")
+    serve.add_argument("--statsd.relay.address", dest="relay_address", default="",
+                       help="Forward every line received to this StatsD server (host:port, UDP).")
+    serve.add_argument("--statsd.relay.packet-length", dest="relay_packet_length",
+                       type=_positive_int, default=1400,
+                       help="Largest relayed datagram in bytes.")
     _add_dialect_flags(serve)
     serve.add_argument("--web.listen-address", dest="web_listen_address", default=":9102",
                        help="Address to expose metrics and the web interface on.")
@@ -166,6 +195,10 @@ def _serve(args: argparse.Namespace) -> int:
             telemetry_path=args.telemetry_path,
             enable_lifecycle=args.enable_lifecycle,
             line_cache_size=args.line_cache_size,
+            ttl=args.ttl,
+            max_series=args.max_series,
+            relay_address=args.relay_address,
+            relay_packet_length=args.relay_packet_length,
         )
     )
     server.start()

@@ -16,7 +16,7 @@ from aerostat.expose.telemetry import Telemetry, TelemetryCollector
 from aerostat.mapper import Mapper, MappingConfig
 from aerostat.parse import Dialects, parse_line
 from aerostat.pipeline import Pipeline, resolve
-from aerostat.store import Store
+from aerostat.store import Refusal, Store
 
 
 class LineExplainer:
@@ -47,7 +47,7 @@ class LineExplainer:
                 errors.append(resolution.error.value)
                 continue
             assert resolution.spec is not None
-            if self.store.series_for(resolution.spec, resolution.labels) is None:
+            if isinstance(self.store.series_for(resolution.spec, resolution.labels), Refusal):
                 errors.append("type_conflict")
                 continue
             entry: dict[str, Any] = {

@@ -19,7 +19,15 @@ from aerostat.logs import RateLimited
 from aerostat.mapper import Action, Mapper, ObserverType, Rule
 from aerostat.names import escape_metric_name
 from aerostat.parse import Dialects, parse_line
-from aerostat.store import FamilySpec, LabelPairs, MetricType, ScalarSeries, Series, Store
+from aerostat.store import (
+    FamilySpec,
+    LabelPairs,
+    MetricType,
+    Refusal,
+    ScalarSeries,
+    Series,
+    Store,
+)
 
 _refusals = RateLimited(logging.getLogger("aerostat.input"))
 
@@ -127,12 +135,15 @@ class Pipeline:
         telemetry: Telemetry,
         dialects: Dialects | None = None,
         line_cache_size: int = 100_000,
+        default_ttl: float = 0.0,
     ) -> None:
         self.mapper = mapper
         self.store = store
         self.telemetry = telemetry
         self.dialects = dialects or Dialects()
         self.line_cache_size = line_cache_size
+        # --statsd.ttl: for series whose mapping and defaults set no TTL
+        self.default_ttl = default_ttl
         # a plain dict evicted first-in first-out: cheaper lookups than an
         # LRU, and a full cache only costs a slow parse per line
         self._cache: dict[tuple[bytes, bytes], _Entry] = {}
@@ -142,8 +153,14 @@ class Pipeline:
         self.forget()
 
     def forget(self) -> None:
-        """Drops the line cache (after a reload or when series expire)."""
+        """Drops the line cache (after a reload)."""
         self._cache.clear()
+
+    def forget_series(self, gone: list[Series]) -> None:
+        """Drops the cached lines that led to series the store let go."""
+        dead = {id(series) for series in gone}
+        self._cache = {key: entry for key, entry in self._cache.items()
+                       if id(entry[2]) not in dead}
 
     @property
     def cache_length(self) -> int:
@@ -275,8 +292,13 @@ class Pipeline:
             return None
         spec = resolution.spec
         assert spec is not None
-        series = self.store.series_for(spec, resolution.labels, resolution.ttl)
-        if series is None:
+        series = self.store.series_for(
+            spec, resolution.labels, resolution.ttl or self.default_ttl
+        )
+        if series is Refusal.LIMIT:
+            telemetry.series_refused += 1
+            return None
+        if isinstance(series, Refusal):
             telemetry.conflicts[(event.kind.label, spec.name)] += 1
             return None
         value = resolution.value

@@ -33,6 +33,7 @@ from aerostat.pipeline import Pipeline
 from aerostat.store import Store
 from aerostat.wire import (
     LineAssembler,
+    Relay,
     bind_tcp,
     bind_udp,
     bind_unixgram,
@@ -85,6 +86,10 @@ class ServerOptions:
     telemetry_path: str = "/metrics"
     enable_lifecycle: bool = False
     line_cache_size: int = 100_000
+    ttl: float = 0.0
+    max_series: int = 1_000_000
+    relay_address: str = ""
+    relay_packet_length: int = 1400
 
 
 def load_config(path: str | None) -> MappingConfig:
@@ -107,14 +112,20 @@ class Server:
 
     def __init__(self, options: ServerOptions) -> None:
         self.options = options
+        self.relay: Relay | None = None
         config = load_config(options.mapping_config)
         self.telemetry = Telemetry()
         self.telemetry.loaded_mappings = len(config.rules)
         self.registry = CollectorRegistry(auto_describe=False)
         self.mapper = Mapper(config, options.cache_size)
-        self.store = Store()
+        self.store = Store(max_series=options.max_series)
         self.pipeline = Pipeline(
-            self.mapper, self.store, self.telemetry, options.dialects, options.line_cache_size
+            self.mapper,
+            self.store,
+            self.telemetry,
+            options.dialects,
+            options.line_cache_size,
+            default_ttl=options.ttl,
         )
         self.registry.register(
             TelemetryCollector(
@@ -131,6 +142,20 @@ class Server:
                     "aerostat_line_cache_length": (
                         "Distinct StatsD lines (without their values) resolved to a series.",
                         lambda: self.pipeline.cache_length,
+                    ),
+                },
+                labelled={
+                    "statsd_exporter_relay_packets": (
+                        "The number of packets relayed.", "target",
+                        lambda: self._relay_stat("packets"),
+                    ),
+                    "statsd_exporter_relay_lines_relayed": (
+                        "The number of lines relayed.", "target",
+                        lambda: self._relay_stat("lines"),
+                    ),
+                    "statsd_exporter_relay_long_lines": (
+                        "The number of lines too long to relay.", "target",
+                        lambda: self._relay_stat("long_lines"),
                     ),
                 },
                 counters={
@@ -163,6 +188,10 @@ class Server:
         self._scrapes: list[_Scrape] = []
         self.http: HttpServer | None = None
 
+    def _relay_stat(self, name: str) -> dict[str, float]:
+        relay = self.relay
+        return {} if relay is None else {relay.target: getattr(relay, name)}
+
     # -- start -----------------------------------------------------------------
 
     def start(self) -> None:
@@ -183,6 +212,8 @@ class Server:
                 )
                 self._selector.register(self.unixgram, selectors.EVENT_READ, self._drain_unixgram)
             self._selector.register(self._wake_reader, selectors.EVENT_READ, self._run_requests)
+            if options.relay_address:
+                self.relay = Relay(options.relay_address, options.relay_packet_length)
             self.http = HttpServer(
                 options.web_listen_address,
                 Endpoints(
@@ -276,6 +307,8 @@ class Server:
                 append(recv(65535))
         except BlockingIOError:
             pass
+        if self.relay is not None:
+            self.relay.forward(batch)
         self.pipeline.feed_batch(batch, time.monotonic())
         return len(batch)
 
@@ -304,6 +337,8 @@ class Server:
             chunk = b""
         now = time.monotonic()
         lines = assembler.feed(chunk) if chunk else [assembler.finish()]
+        if self.relay is not None:
+            self.relay.forward(lines)
         self.pipeline.feed_batch(
             [line[:-1] if line.endswith(b"\r") else line for line in lines if line], now
         )
@@ -318,8 +353,8 @@ class Server:
         """Once a second: expire series, read the kernel's drop counter."""
         expired = self.store.expire(now)
         if expired:
-            self.telemetry.series_expired += expired
-            self.pipeline.forget()
+            self.telemetry.series_expired += len(expired)
+            self.pipeline.forget_series(expired)
         self._read_kernel_drops()
 
     def _read_kernel_drops(self) -> None:
@@ -424,6 +459,8 @@ class Server:
         for sock in (self.udp, self.tcp, self.unixgram, *self._connections):
             if sock is not None:
                 sock.close()
+        if self.relay is not None:
+            self.relay.close()
         self._connections.clear()
         path = self.options.listen_unixgram
         if self.unixgram is not None and path and not path.startswith("@"):

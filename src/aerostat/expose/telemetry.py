@@ -38,6 +38,7 @@ class Telemetry:
         self.config_reloads: defaultdict[str, int] = defaultdict(int)
         self.loaded_mappings = 0
         self.series_expired = 0
+        self.series_refused = 0
 
 
 class TelemetryCollector:
@@ -49,10 +50,13 @@ class TelemetryCollector:
         telemetry: Telemetry,
         gauges: dict[str, tuple[str, Callable[[], float]]] | None = None,
         counters: dict[str, tuple[str, Callable[[], float]]] | None = None,
+        labelled: dict[str, tuple[str, str, Callable[[], dict[str, float]]]] | None = None,
     ) -> None:
         self.telemetry = telemetry
         self.gauges = gauges or {}
         self.counters = counters or {}
+        # name → (help, label name, read function giving label value → value)
+        self.labelled = labelled or {}
 
     def describe(self) -> list[Metric]:
         return []  # nothing to check at registration; families vary
@@ -164,10 +168,20 @@ class TelemetryCollector:
             "Series removed because their TTL passed without a new sample.",
             t.series_expired,
         )
+        yield counter(
+            "aerostat_series_refused",
+            "New series refused because the store held --statsd.max-series already.",
+            t.series_refused,
+        )
         for name, (help_text, read) in self.gauges.items():
             yield GaugeMetricFamily(name, help_text, value=read())
         for name, (help_text, read) in self.counters.items():
             yield CounterMetricFamily(name, help_text, value=read())
+        for name, (help_text, label, read_all) in self.labelled.items():
+            relayed = CounterMetricFamily(name, help_text, labels=[label])
+            for key, amount in sorted(read_all().items()):
+                relayed.add_metric([key], amount)
+            yield relayed
 
 
 def _labelled(

@@ -1,6 +1,14 @@
 """Series and families in memory; no I/O, no parsing, no mapping."""
 
-from aerostat.store.registry import Family, FamilySpec, LabelPairs, MetricType, Store, sample_names
+from aerostat.store.registry import (
+    Family,
+    FamilySpec,
+    LabelPairs,
+    MetricType,
+    Refusal,
+    Store,
+    sample_names,
+)
 from aerostat.store.series import HistogramSeries, ScalarSeries, Series, SummarySeries
 
 __all__ = [
@@ -9,6 +17,7 @@ __all__ = [
     "HistogramSeries",
     "LabelPairs",
     "MetricType",
+    "Refusal",
     "ScalarSeries",
     "Series",
     "Store",

@@ -28,6 +28,13 @@ class MetricType(enum.StrEnum):
     SUMMARY = "summary"
 
 
+class Refusal(enum.Enum):
+    """Why the store did not give out a series."""
+
+    CONFLICT = "conflict"  # the name is taken by another type, or reserved
+    LIMIT = "limit"  # the store holds max_series already
+
+
 @dataclass(frozen=True, slots=True)
 class FamilySpec:
     """What a family is: set by whichever event creates it first."""
@@ -64,9 +71,12 @@ class Store:
     exporter's own metrics: a StatsD name may not take one (upstream lets
     ``go_goroutines:1|g`` fail every scrape with HTTP 500)."""
 
-    def __init__(self, reserved: frozenset[str] = frozenset()) -> None:
+    def __init__(self, reserved: frozenset[str] = frozenset(), max_series: int = 0) -> None:
         self.families: dict[str, Family] = {}
         self.reserved = reserved
+        # 0: no limit. Past it new series are refused, existing ones update:
+        # a stream of random names must not exhaust memory
+        self.max_series = max_series
         self.series_count = 0
         self.families_created: dict[MetricType, int] = dict.fromkeys(MetricType, 0)
         # series that can expire, by identity: (family name, label key)
@@ -102,38 +112,45 @@ class Store:
 
     def series_for(
         self, spec: FamilySpec, labels: LabelPairs, ttl: float = 0.0
-    ) -> Series | None:
+    ) -> Series | Refusal:
         """The series of these labels (sorted by name) in the family of
-        ``spec``, created if new; None when the name is taken by another type."""
-        family = self.family_for(spec)
-        if family is None:
-            return None
-        series = family.series.get(labels)
+        ``spec``, created if new; a Refusal when the name is taken by another
+        type or the store is full."""
+        family = self.families.get(spec.name)
+        if family is not None and family.spec.type is not spec.type:
+            return Refusal.CONFLICT
+        series = None if family is None else family.series.get(labels)
         if series is None:
+            if self.max_series and self.series_count >= self.max_series:
+                return Refusal.LIMIT
+            family = self.family_for(spec)
+            if family is None:
+                return Refusal.CONFLICT
             series = _new_series(family.spec, labels)
             family.series[labels] = series
             self.series_count += 1
         if ttl > 0.0:
+            assert family is not None
             self._expiring[id(series)] = (family, labels, series)
         elif series.ttl > 0.0:
             self._expiring.pop(id(series), None)
         series.ttl = ttl
         return series
 
-    def expire(self, now: float) -> int:
-        """Removes series not updated for longer than their TTL; returns how many."""
+    def expire(self, now: float) -> list[Series]:
+        """Removes series not updated for longer than their TTL; returns them."""
         expired = [
-            (key, family, labels)
+            (key, family, labels, series)
             for key, (family, labels, series) in self._expiring.items()
             if now - series.updated > series.ttl
         ]
-        for key, family, labels in expired:
+        for key, family, labels, _ in expired:
             del self._expiring[key]
             del family.series[labels]
             self.series_count -= 1
             if not family.series:
                 del self.families[family.spec.name]
-        return len(expired)
+        return [series for _, _, _, series in expired]
 
     def clear(self) -> None:
         self.families.clear()

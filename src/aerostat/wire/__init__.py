@@ -10,9 +10,11 @@ from aerostat.wire.listeners import (
     read_buffer_bytes,
     udp_kernel_drops,
 )
+from aerostat.wire.relay import Relay
 
 __all__ = [
     "LineAssembler",
+    "Relay",
     "bind_tcp",
     "bind_udp",
     "bind_unixgram",
