@@ -572,10 +572,24 @@ def _syntax_error(exc: yaml.YAMLError, source: str) -> AerostatError:
     return AerostatError(f"invalid YAML: {exc}", source=source)
 
 
+def _unreadable(exc: yaml.reader.ReaderError, text: str, source: str) -> AerostatError:
+    """A character YAML does not allow (a control character, say), located."""
+    before = text[: exc.position]
+    return AerostatError(
+        f"invalid YAML: the control character U+{exc.character:04X} is not allowed",
+        source=source,
+        line=before.count("\n") + 1,
+        column=exc.position - (before.rfind("\n") + 1) + 1,
+    )
+
+
 def parse_mapping_config(text: str, source: str = "<config>") -> MappingConfig:
     """Parse and check a statsd_exporter mapping file; raise AerostatError
     naming ``source``, the line and column, and the key at fault."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:  # checked up front, before any parsing
+        raise _unreadable(exc, text, source) from None
     try:
         root = loader.get_single_node()
         reader = _Reader(source, loader)
@@ -590,6 +604,8 @@ def parse_mapping_config(text: str, source: str = "<config>") -> MappingConfig:
             for index, item in enumerate(reader.items(top["mappings"], "mappings")):
                 rules.append(config.read_rule(item, index))
         return MappingConfig(config.defaults, tuple(rules), source)
+    except yaml.reader.ReaderError as exc:
+        raise _unreadable(exc, text, source) from None
     except yaml.YAMLError as exc:
         raise _syntax_error(exc, source) from None
     finally:
