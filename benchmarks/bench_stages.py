@@ -12,10 +12,12 @@ library-built alternative."""
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import statistics
 import sys
 import time
+import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -28,7 +30,12 @@ sys.path.insert(0, str(ROOT / "src"))
 from aerostat.events import Kind  # noqa: E402
 from aerostat.expose.exposition import format_value, render_store  # noqa: E402
 from aerostat.expose.telemetry import Telemetry  # noqa: E402
-from aerostat.mapper import Mapper, MappingConfig, load_mapping_config  # noqa: E402
+from aerostat.mapper import (  # noqa: E402
+    Mapper,
+    MappingConfig,
+    load_mapping_config,
+    parse_mapping_config,
+)
 from aerostat.parse import parse_line  # noqa: E402
 from aerostat.pipeline import Pipeline  # noqa: E402
 from aerostat.store import FamilySpec, MetricType, ScalarSeries, Store  # noqa: E402
@@ -88,6 +95,22 @@ class StoreCollector:
             yield metric
 
 
+def bytes_per_series(lines: list[bytes], mapping: MappingConfig) -> float:
+    """Memory the store and the line cache hold per series, fed through the
+    real hot loop (tracemalloc: Python allocations only)."""
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    pipeline = Pipeline(Mapper(mapping, cache_size=0), Store(), Telemetry(),
+                        line_cache_size=len(lines))
+    pipeline.feed_batch(lines, 1.0)
+    gc.collect()
+    used = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert pipeline.store.series_count == len(lines)
+    return used / len(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
@@ -137,6 +160,17 @@ def main() -> int:
         results[f"render ms, {series:,} series, aerostat"] = mine
         results[f"render ms, {series:,} series, via prometheus_client"] = theirs
         results[f"render ratio, {series:,} series (prometheus_client / aerostat)"] = theirs / mine
+
+    histogram_mapping = parse_mapping_config("defaults:\n  observer_type: histogram\n")
+    count = 100_000
+    for kind, line in (("gauge", b"airflow.pool.open_slots,pool=p%d:1|g"),
+                       ("counter", b"airflow.ti.finish,dag_id=d%d,task_id=t,state=ok:1|c"),
+                       ("histogram", b"airflow.dag.d%d.t.duration:1|ms"),
+                       ("summary", b"airflow.dag.d%d.t.duration:1|ms")):
+        mapping = histogram_mapping if kind == "histogram" else MappingConfig.empty()
+        lines_for = [line % number for number in range(count)]
+        results[f"memory bytes/series, {kind}, with its cached line"] = bytes_per_series(
+            lines_for, mapping)
 
     width = max(map(len, results))
     for key, value in results.items():

@@ -291,13 +291,25 @@ def wait_settled(exporter: Exporter) -> tuple[dict[str, float], float, bool]:
     return last, time.monotonic() - t0, False
 
 
+SENDERS = 1  # statsd-blast processes sharing the offered rate (--senders)
+
+
 def blast(blast_bin: Path, port: int, rate: float, seconds: float) -> dict[str, Any]:
-    cmd = [str(blast_bin), HOST, str(port), str(write_lines_file()), "--rate", str(int(rate)),
-           "--seconds", str(seconds), "--per-packet", "1"]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True,
-                         timeout=seconds + 30).stdout
-    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    return result
+    """Runs SENDERS generators at rate/SENDERS each; sums what they sent."""
+    cmd = [str(blast_bin), HOST, str(port), str(write_lines_file()),
+           "--rate", str(int(rate / SENDERS)), "--seconds", str(seconds), "--per-packet", "1"]
+    processes = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+                 for _ in range(SENDERS)]
+    results = []
+    for process in processes:
+        out, _ = process.communicate(timeout=seconds + 30)
+        if process.returncode:
+            raise subprocess.CalledProcessError(process.returncode, cmd)
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    total: dict[str, Any] = dict(results[0])
+    for key in ("datagrams_sent", "lines_per_s"):
+        total[key] = sum(float(result[key]) for result in results)
+    return total
 
 
 def delta(after: dict[str, float], before: dict[str, float], name: str) -> float | None:
@@ -493,6 +505,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"bisect for the highest rate with loss < {MAX_LOSS_PCT} %%")
     parser.add_argument("--find-max-budget", type=float, default=90.0,
                         help="seconds --find-max may spend per exporter")
+    parser.add_argument("--senders", type=int, default=1,
+                        help="load generators sharing each rate (one cannot offer much more "
+                             "than 400k/s here); for overload runs")
     parser.add_argument("--out", type=Path, default=None, help="JSON result file")
     args = parser.parse_args(argv)
     args.rate_list = [float(r) for r in args.rates.split(",") if r.strip()]
@@ -533,7 +548,9 @@ def bench_exporter(exporter: Exporter, blast_bin: Path,
 
 
 def main(argv: list[str] | None = None) -> int:
+    global SENDERS
     args = parse_args(argv)
+    SENDERS = max(1, args.senders)
     started = time.monotonic()
     blast_bin = build_blast()
     cmds = list(args.exporter or [AEROSTAT_CMD])

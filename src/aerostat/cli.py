@@ -120,8 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="Drop a series after this long without a sample (e.g. 10m), for "
                        "series whose mapping sets no ttl. 0 keeps them forever.")
     serve.add_argument("--statsd.max-series", dest="max_series", type=_positive_int,
-                       default=1_000_000,
-                       help="Most series held at once; past it new series are refused and "
+                       default=500_000,
+                       help="Most series held at once (about 1 KB each); past it new series "
+                       "are refused and "
                        "counted in aerostat_series_refused_total (0 = no limit).")
     serve.add_argument("--statsd.relay.address", dest="relay_address", default="",
                        help="Forward every line received to this StatsD server (host:port, UDP).")

@@ -87,7 +87,7 @@ class ServerOptions:
     enable_lifecycle: bool = False
     line_cache_size: int = 100_000
     ttl: float = 0.0
-    max_series: int = 1_000_000
+    max_series: int = 500_000
     relay_address: str = ""
     relay_packet_length: int = 1400
 

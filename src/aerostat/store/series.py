@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import random
+from array import array
 from bisect import bisect_left
 from collections.abc import Sequence
 
@@ -61,9 +62,9 @@ class SummarySeries:
     client_golang's summaries do.
 
     Each slice keeps its observations exactly up to ``SLICE_CAPACITY``, then
-    a uniform reservoir sample of that size, which bounds memory per series
-    while keeping the rank error far below the configured targets at the
-    rates StatsD senders produce."""
+    a uniform reservoir sample of that size: at most 80 KiB per series with
+    the default five slices, and a rank error far below the configured
+    targets at the rates StatsD senders produce."""
 
     SLICE_CAPACITY = 2048
 
@@ -97,8 +98,9 @@ class SummarySeries:
         self.updated = 0.0
         self.quantiles = quantiles
         self.slice_seconds = max_age / max(age_buckets, 1)
-        # oldest first; the last one takes new observations until slice_end
-        self.slices: list[list[float]] = [[] for _ in range(max(age_buckets, 1))]
+        # oldest first; the last one takes new observations until slice_end.
+        # perf: array('d') holds a float in 8 bytes where a list needs 32
+        self.slices: list[array[float]] = [array("d") for _ in range(max(age_buckets, 1))]
         self.newest = self.slices[-1]
         self.newest_seen = 0
         self.slice_end = -math.inf
@@ -113,7 +115,7 @@ class SummarySeries:
         slices = self.slices
         for _ in range(min(passed, len(slices))):
             slices.pop(0)
-            slices.append([])
+            slices.append(array("d"))
         self.newest = slices[-1]
         self.newest_seen = 0
         self.slice_end += passed * self.slice_seconds
