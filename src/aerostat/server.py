@@ -46,6 +46,8 @@ log = logging.getLogger("aerostat")
 # a drain of one socket yields to the others after this many datagrams
 _BATCH = 2048
 _TICK_SECONDS = 1.0
+# refused input is summed up in one warning at most this often
+_REFUSAL_REPORT_SECONDS = 60.0
 # lines of a scrape rendered between two drains of the sockets
 _RENDER_SLICE = 2000
 
@@ -186,6 +188,8 @@ class Server:
         self.unixgram: socket.socket | None = None
         self._connections: dict[socket.socket, LineAssembler] = {}
         self._scrapes: list[_Scrape] = []
+        self._refusals_reported: dict[str, int] = {}
+        self._next_refusal_report = 0.0
         self.http: HttpServer | None = None
 
     def _relay_stat(self, name: str) -> dict[str, float]:
@@ -356,6 +360,22 @@ class Server:
             self.telemetry.series_expired += len(expired)
             self.pipeline.forget_series(expired)
         self._read_kernel_drops()
+        if now >= self._next_refusal_report:
+            self._next_refusal_report = now + _REFUSAL_REPORT_SECONDS
+            self._report_refusals()
+
+    def _report_refusals(self) -> None:
+        """One warning for all input refused since the last one: enough for
+        an operator to notice a misbehaving sender, never a flood (each line
+        is logged at debug level)."""
+        current = dict(self.telemetry.sample_errors)
+        new = {reason: count - self._refusals_reported.get(reason, 0)
+               for reason, count in current.items()}
+        new = {reason: count for reason, count in sorted(new.items()) if count}
+        self._refusals_reported = current
+        if new:
+            log.warning("Refused StatsD input (see statsd_exporter_sample_errors_total; "
+                        "--log.level=debug shows the lines)", extra={"fields": new})
 
     def _read_kernel_drops(self) -> None:
         if self.udp is not None:
@@ -449,6 +469,7 @@ class Server:
             if self.unixgram is not None:
                 self._drain_unixgram()
         self._read_kernel_drops()
+        self._report_refusals()
         for connection in list(self._connections):
             self._read_tcp(connection)
 

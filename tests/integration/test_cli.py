@@ -215,3 +215,31 @@ def test_sigterm_drains_and_exits_cleanly(served: tuple[subprocess.Popen[str], i
     stopped = re.search(r"msg=Stopped udp_packets=(\d+) udp_kernel_drops=(\d+)", log)
     assert stopped, log
     assert int(stopped[1]) + int(stopped[2]) == 1000
+
+
+def test_json_logs_and_a_warning_for_refused_input(mapping: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aerostat.cli", "serve", "--statsd.listen-udp=127.0.0.1:0",
+         "--statsd.listen-tcp=", "--web.listen-address=127.0.0.1:0", "--log.format=json"],
+        stderr=subprocess.PIPE, text=True,
+    )
+    assert process.stderr is not None
+    try:
+        records = []
+        while not any(r["msg"] == "Accepting Prometheus requests" for r in records):
+            records.append(json.loads(process.stderr.readline()))
+        udp_port = int(next(r["udp"] for r in records if "udp" in r).rsplit(":", 1)[1])
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            for line in (b"bad", b"x:NaN|g", b"also bad"):
+                sock.sendto(line, ("127.0.0.1", udp_port))
+        time.sleep(0.3)
+        process.send_signal(signal.SIGTERM)  # a last summary of refusals comes at stop
+        assert process.wait(10) == 0
+        rest = [json.loads(line) for line in process.stderr.read().splitlines()]
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert all({"time", "level", "msg"} <= record.keys() for record in records + rest)
+    assert rest[-1]["msg"] == "Stopped"
+    [warning] = [record for record in rest if record["level"] == "warn"]
+    assert warning["malformed_line"] == 2 and warning["non_finite_value"] == 1

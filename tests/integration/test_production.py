@@ -201,3 +201,25 @@ def test_overload_keeps_serving_and_counts_every_drop() -> None:
         assert len(latencies) >= 5
         assert own[("aerostat_series", frozenset())] == 51  # 50 pools and one timer
         assert own[("process_resident_memory_bytes", frozenset())] < 400e6
+
+
+def test_many_tcp_connections_at_once() -> None:
+    """Connections interleave their chunks, lines split across chunks."""
+    with running_bridge() as bridge:
+        connections = [socket.create_connection(bridge.tcp_address) for _ in range(20)]
+        try:
+            for _ in range(50):
+                for index, connection in enumerate(connections):
+                    # a line cut in two sends, other connections' bytes between
+                    connection.sendall(b"tcp.conn%d:1|c\ntcp.half:" % index)
+                for connection in connections:
+                    connection.sendall(b"1|c\n")
+        finally:
+            for connection in connections:
+                connection.close()
+        bridge.wait_for_counter("statsd_exporter_lines_total", 20 * 50 * 2)
+        bridge.settle()
+        samples = bridge.samples()
+        assert all(samples[(f"tcp_conn{index}_total", frozenset())] == 50 for index in range(20))
+        assert samples[("tcp_half_total", frozenset())] == 1000
+        assert bridge.counter("statsd_exporter_tcp_connections_total") == 20
