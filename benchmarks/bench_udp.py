@@ -395,28 +395,27 @@ def find_max(exporter: Exporter, blast_bin: Path, table: list[dict[str, Any]],
     lo = max((m["rate"] for m in table if passes(m)), default=0.0)
     hi = min((m["rate"] for m in table if not passes(m) and m["rate"] > lo), default=None)
     generator_limited = False
+
+    def step(rate: float) -> bool:
+        """Probes ``rate`` and narrows [lo, hi]; False when out of time."""
+        nonlocal lo, hi, generator_limited
+        ok = probe(rate)
+        if ok is None:
+            return False
+        if probes[-1]["sent_per_s"] < GENERATOR_SLACK * rate:
+            generator_limited, hi = True, rate
+        elif ok:
+            lo = rate
+        else:
+            hi = rate
+        return True
+
     while hi is None:  # every measured rate passed: double until one fails
-        rate = (lo or 50_000) * 2
-        ok = probe(rate)
-        if ok is None:
+        if not step((lo or 50_000) * 2):
             break
-        if probes[-1]["sent_per_s"] < GENERATOR_SLACK * rate:
-            generator_limited, hi = True, rate
-        elif ok:
-            lo = rate
-        else:
-            hi = rate
     while hi is not None and hi - lo > max(0.05 * hi, 5_000):
-        rate = round((lo + hi) / 2, -3)
-        ok = probe(rate)
-        if ok is None:
+        if not step(round((lo + hi) / 2, -3)):
             break
-        if probes[-1]["sent_per_s"] < GENERATOR_SLACK * rate:
-            generator_limited, hi = True, rate
-        elif ok:
-            lo = rate
-        else:
-            hi = rate
     return {"max_rate": lo, "first_failing_rate": hi, "generator_limited": generator_limited,
             "budget_exhausted": time.monotonic() + seconds + 5 > end, "probes": probes}
 

@@ -6,6 +6,7 @@ swaps the command and keeps the rest."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import signal
@@ -182,26 +183,10 @@ def _serve(args: argparse.Namespace) -> int:
         if name.startswith("ignored_") and value is not None:
             flag = "--statsd." + name.removeprefix("ignored_").replace("_", "-")
             log.info("Flag has no effect in aerostat", extra={"fields": {"flag": flag}})
-    server = Server(
-        ServerOptions(
-            listen_udp=args.listen_udp,
-            listen_tcp=args.listen_tcp,
-            listen_unixgram=args.listen_unixgram,
-            unixsocket_mode=args.unixsocket_mode,
-            mapping_config=args.mapping_config,
-            cache_size=args.cache_size,
-            read_buffer=args.read_buffer,
-            dialects=_dialects(args),
-            web_listen_address=args.web_listen_address,
-            telemetry_path=args.telemetry_path,
-            enable_lifecycle=args.enable_lifecycle,
-            line_cache_size=args.line_cache_size,
-            ttl=args.ttl,
-            max_series=args.max_series,
-            relay_address=args.relay_address,
-            relay_packet_length=args.relay_packet_length,
-        )
-    )
+    # the flags' dest names are ServerOptions' field names
+    given = {field.name: getattr(args, field.name) for field in dataclasses.fields(ServerOptions)
+             if hasattr(args, field.name)}
+    server = Server(ServerOptions(**given, dialects=_dialects(args)))
     server.start()
 
     def on_stop(signum: int, frame: FrameType | None) -> None:

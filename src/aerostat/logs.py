@@ -20,30 +20,26 @@ def _logfmt_value(value: object) -> str:
     return text
 
 
+def _fields(record: logging.LogRecord, time_key: str) -> dict[str, object]:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+    fields = {
+        time_key: f"{stamp}.{int(record.msecs):03d}Z",
+        "level": record.levelname.lower().replace("warning", "warn"),
+        "source": f"{record.module}.py:{record.lineno}",
+        "msg": record.getMessage(),
+        **getattr(record, "fields", {}),
+    }
+    return {key: value for key, value in fields.items() if value is not None}
+
+
 class LogfmtFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        pairs = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower().replace("warning", "warn"),
-            "source": f"{record.module}.py:{record.lineno}",
-            "msg": record.getMessage(),
-            **getattr(record, "fields", {}),
-        }
-        return " ".join(f"{k}={_logfmt_value(v)}" for k, v in pairs.items() if v is not None)
+        return " ".join(f"{k}={_logfmt_value(v)}" for k, v in _fields(record, "ts").items())
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        pairs = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower().replace("warning", "warn"),
-            "source": f"{record.module}.py:{record.lineno}",
-            "msg": record.getMessage(),
-            **getattr(record, "fields", {}),
-        }
-        return json.dumps({k: v for k, v in pairs.items() if v is not None})
+        return json.dumps(_fields(record, "time"))
 
 
 def configure(level: str, fmt: str) -> None:
