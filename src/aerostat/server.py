@@ -146,6 +146,7 @@ class Server:
                         lambda: self.pipeline.cache_length,
                     ),
                 },
+                families=self.store.count_families,
                 labelled={
                     "statsd_exporter_relay_packets": (
                         "The number of packets relayed.", "target",

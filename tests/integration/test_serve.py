@@ -299,3 +299,26 @@ def test_cached_line_values_are_checked_like_new_ones(
         assert bridge.samples()[("v", frozenset())] == expected
         if reason is not None:
             assert bridge.counter("statsd_exporter_sample_errors_total", reason=reason) == 1
+
+
+def test_cached_lines_count_actions_and_unmapped_events(bridge: Bridge) -> None:
+    """The exporter's own counters are the same whether a line took the
+    full path or the cached one."""
+    bridge.send_udp(*[b"test.a.count:1|c", b"unmapped.thing:1|g", b"test.dropped.x:1|c"] * 3)
+    assert bridge.counter("statsd_exporter_events_actions_total", action="map") == 3
+    assert bridge.counter("statsd_exporter_events_actions_total", action="drop") == 3
+    assert bridge.counter("statsd_exporter_events_unmapped_total") == 3
+    assert bridge.counter("statsd_exporter_events_total", type="counter") == 6
+    assert bridge.counter("statsd_exporter_events_total", type="gauge") == 3
+    assert bridge.counter("statsd_exporter_lines_total") == 9
+    assert bridge.counter("statsd_exporter_samples_total") == 9
+
+
+def test_build_info_and_families_by_type(bridge: Bridge) -> None:
+    bridge.send_udp(b"a:1|c", b"b:1|g", b"c:1|g", b"test.timer.x:1|ms", b"d:1|ms")
+    assert bridge.counter("aerostat_metric_families", type="counter") == 1
+    assert bridge.counter("aerostat_metric_families", type="gauge") == 2
+    assert bridge.counter("aerostat_metric_families", type="histogram") == 1
+    assert bridge.counter("aerostat_metric_families", type="summary") == 1
+    info = [labels for name, labels in bridge.samples(own=True) if name == "aerostat_build_info"]
+    assert len(info) == 1 and ("version", __import__("aerostat").__version__) in info[0]

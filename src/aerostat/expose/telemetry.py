@@ -6,11 +6,13 @@ against about 260 ns for prometheus_client's ``Counter.inc``, see STYLE.md);
 
 from __future__ import annotations
 
+import platform
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from aerostat import __version__
 from aerostat.events import Kind
 
 
@@ -51,18 +53,36 @@ class TelemetryCollector:
         gauges: dict[str, tuple[str, Callable[[], float]]] | None = None,
         counters: dict[str, tuple[str, Callable[[], float]]] | None = None,
         labelled: dict[str, tuple[str, str, Callable[[], dict[str, float]]]] | None = None,
+        families: Callable[[], dict[str, int]] | None = None,
     ) -> None:
         self.telemetry = telemetry
         self.gauges = gauges or {}
         self.counters = counters or {}
         # name → (help, label name, read function giving label value → value)
         self.labelled = labelled or {}
+        self.families = families
 
     def describe(self) -> list[Metric]:
         return []  # nothing to check at registration; families vary
 
     def collect(self) -> Iterator[Metric]:
         t = self.telemetry
+        info = GaugeMetricFamily(
+            "aerostat_build_info", "aerostat's version and the Python running it.",
+            labels=["version", "python_version"],
+        )
+        info.add_metric([__version__, platform.python_version()], 1)
+        yield info
+        if self.families is not None:
+            # upstream's statsd_exporter_metrics_total is a gauge with a _total
+            # name (promtool objects) that never goes down; this one is current
+            held = GaugeMetricFamily(
+                "aerostat_metric_families", "Metric families held now, by type.",
+                labels=["type"],
+            )
+            for type_name, count in sorted(self.families().items()):
+                held.add_metric([type_name], count)
+            yield held
 
         def counter(name: str, help_text: str, value: float) -> CounterMetricFamily:
             return CounterMetricFamily(name, help_text, value=value)

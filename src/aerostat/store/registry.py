@@ -78,7 +78,6 @@ class Store:
         # a stream of random names must not exhaust memory
         self.max_series = max_series
         self.series_count = 0
-        self.families_created: dict[MetricType, int] = dict.fromkeys(MetricType, 0)
         # series that can expire, by identity: (family name, label key)
         self._expiring: dict[int, tuple[Family, LabelPairs, Series]] = {}
 
@@ -107,7 +106,6 @@ class Store:
             return None
         family = Family(spec)
         self.families[spec.name] = family
-        self.families_created[spec.type] += 1
         return family
 
     def series_for(
@@ -136,6 +134,13 @@ class Store:
             self._expiring.pop(id(series), None)
         series.ttl = ttl
         return series
+
+    def count_families(self) -> dict[str, int]:
+        """Families held now, by type name."""
+        counts = dict.fromkeys((metric_type.value for metric_type in MetricType), 0)
+        for family in list(self.families.values()):
+            counts[family.spec.type.value] += 1
+        return counts
 
     def expire(self, now: float) -> list[Series]:
         """Removes series not updated for longer than their TTL; returns them."""
