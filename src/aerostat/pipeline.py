@@ -40,7 +40,6 @@ _COUNTER, _GAUGE, _OBSERVER, _DROP = 0, 1, 2, 3
 _Entry = tuple[int, Kind, "Series | None", float, float, int, bool]
 
 
-
 @dataclass(frozen=True, slots=True)
 class Resolution:
     """Where one event goes: pure, from the event and the mapping alone."""
