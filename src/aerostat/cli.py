@@ -209,9 +209,11 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _read_lines(args: argparse.Namespace) -> list[str]:
+    """The lines to explain; bytes that are not UTF-8 survive as surrogates
+    so that the explainer can say so instead of the decoder failing."""
     if args.lines:
         return list(args.lines)
-    return [line.rstrip("\r\n") for line in sys.stdin]
+    return [raw.decode("utf-8", "surrogateescape").rstrip("\r\n") for raw in sys.stdin.buffer]
 
 
 def _map(args: argparse.Namespace) -> int:

@@ -31,6 +31,11 @@ class LineExplainer:
     def explain(self, line: str) -> dict[str, Any]:
         """``{"line", "events": [...], "error": None | reason}``; ``events``
         holds what lands in Prometheus, ``error`` the first refusal."""
+        try:
+            line.encode("utf-8")
+        except UnicodeEncodeError:  # bytes that were not UTF-8, kept as surrogates
+            shown = line.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            return {"line": shown, "events": [], "error": Reason.MALFORMED_LINE.value}
         report: dict[str, Any] = {"line": line, "events": [], "error": None}
         parsed = parse_line(line, self.dialects)
         errors: list[str] = [reason.value for reason in parsed.errors]
@@ -101,11 +106,13 @@ def read_datagrams(text: str) -> Iterator[tuple[float, bytes]]:
         if stripped.startswith("{"):
             try:
                 record = json.loads(stripped)
-                yield float(record.get("t", 0.0)), str(record["data"]).encode("utf-8")
+                data = str(record["data"]).encode("utf-8", "surrogateescape")
+                yield float(record.get("t", 0.0)), data
             except (ValueError, KeyError, TypeError) as error:
                 raise ValueError(f"line {number}: not a capture record ({error})") from None
         else:
-            yield 0.0, raw.encode("utf-8")
+            # the bytes as read, invalid UTF-8 included: the pipeline counts it
+            yield 0.0, raw.encode("utf-8", "surrogateescape")
 
 
 def replay(

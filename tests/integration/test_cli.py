@@ -243,3 +243,21 @@ def test_json_logs_and_a_warning_for_refused_input(mapping: Path) -> None:
     assert rest[-1]["msg"] == "Stopped"
     [warning] = [record for record in rest if record["level"] == "warn"]
     assert warning["malformed_line"] == 2 and warning["non_finite_value"] == 1
+
+
+def test_invalid_utf8_is_explained_not_fatal(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "aerostat.cli", "map", "--json"],
+        input=b"ok:1|g\nbad\xc3(:1|c\n", capture_output=True, timeout=60, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    reports = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    assert reports[0]["error"] is None
+    assert reports[1] == {"line": "bad\ufffd(:1|c", "events": [], "error": "malformed_line"}
+
+    capture = tmp_path / "mixed.lines"
+    capture.write_bytes(b"ok:1|g\nbad\xc3(:1|c\n")
+    replayed = aerostat("replay", str(capture))
+    assert replayed.returncode == 0, replayed.stderr
+    assert 'statsd_exporter_sample_errors_total{reason="malformed_line"} 1.0' in replayed.stdout
+    assert "\nok 1\n" in replayed.stdout
