@@ -316,8 +316,18 @@ class Server:
             pass
         if self.relay is not None:
             self.relay.forward(batch)
-        self.pipeline.feed_batch(batch, time.monotonic())
+        self._feed(batch)
         return len(batch)
+
+    def _feed(self, lines: list[bytes]) -> None:
+        """Feeds the pipeline; a bug in aerostat must cost one batch, never
+        the process (the fuzz tests look for such bugs; this is the net)."""
+        try:
+            self.pipeline.feed_batch(lines, time.monotonic())
+        except Exception:
+            self.telemetry.internal_errors += 1
+            log.exception("Internal error while processing a batch; it was skipped",
+                          extra={"fields": {"lines": len(lines)}})
 
     def _accept_tcp(self) -> None:
         assert self.tcp is not None
@@ -342,13 +352,10 @@ class Server:
         except OSError:
             self.telemetry.tcp_connection_errors += 1
             chunk = b""
-        now = time.monotonic()
         lines = assembler.feed(chunk) if chunk else [assembler.finish()]
         if self.relay is not None:
             self.relay.forward(lines)
-        self.pipeline.feed_batch(
-            [line[:-1] if line.endswith(b"\r") else line for line in lines if line], now
-        )
+        self._feed([line[:-1] if line.endswith(b"\r") else line for line in lines if line])
         self.telemetry.tcp_too_long_lines += assembler.too_long
         assembler.too_long = 0
         if not chunk:

@@ -223,3 +223,25 @@ def test_many_tcp_connections_at_once() -> None:
         assert all(samples[(f"tcp_conn{index}_total", frozenset())] == 50 for index in range(20))
         assert samples[("tcp_half_total", frozenset())] == 1000
         assert bridge.counter("statsd_exporter_tcp_connections_total") == 20
+
+
+def test_a_bug_costs_a_batch_not_the_process() -> None:
+    """No input is known to crash the pipeline (tests/fuzz looks); should a
+    bug do so, the server logs it, counts it and goes on. The bug is
+    simulated, since no real input provokes one."""
+    with running_bridge() as bridge:
+        pipeline = bridge.server.pipeline
+        real_feed = pipeline.feed_batch
+        calls = []
+
+        def buggy_once(lines: list[bytes], now: float) -> None:
+            calls.append(lines)
+            if len(calls) == 1:
+                raise RuntimeError("simulated bug")
+            real_feed(lines, now)
+
+        pipeline.feed_batch = buggy_once  # type: ignore[method-assign]
+        bridge.send_udp(b"lost:1|g")
+        bridge.send_udp(b"kept:1|g")
+        assert bridge.counter("aerostat_internal_errors_total") == 1
+        assert ("kept", frozenset()) in bridge.samples()

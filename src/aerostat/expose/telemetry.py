@@ -41,6 +41,7 @@ class Telemetry:
         self.loaded_mappings = 0
         self.series_expired = 0
         self.series_refused = 0
+        self.internal_errors = 0
 
 
 class TelemetryCollector:
@@ -187,6 +188,11 @@ class TelemetryCollector:
             "aerostat_series_expired",
             "Series removed because their TTL passed without a new sample.",
             t.series_expired,
+        )
+        yield counter(
+            "aerostat_internal_errors",
+            "Batches of input skipped because aerostat hit a bug processing them (see the log).",
+            t.internal_errors,
         )
         yield counter(
             "aerostat_series_refused",
