@@ -188,6 +188,7 @@ class Server:
         self.tcp: socket.socket | None = None
         self.unixgram: socket.socket | None = None
         self._connections: dict[socket.socket, LineAssembler] = {}
+        self._peers: dict[socket.socket, object] = {}
         self._scrapes: list[_Scrape] = []
         self._refusals_reported: dict[str, int] = {}
         self._next_refusal_report = 0.0
@@ -298,32 +299,43 @@ class Server:
 
     def _drain_udp(self) -> None:
         assert self.udp is not None
-        self.telemetry.udp_packets += self._drain(self.udp.recv)
+        self.telemetry.udp_packets += self._drain(self.udp)
 
     def _drain_unixgram(self) -> None:
         assert self.unixgram is not None
-        self.telemetry.unixgram_packets += self._drain(self.unixgram.recv)
+        self.telemetry.unixgram_packets += self._drain(self.unixgram)
 
-    def _drain(self, recv: Callable[[int], bytes]) -> int:
+    def _drain(self, sock: socket.socket) -> int:
         """Reads what the socket holds, up to a batch, then processes it:
-        two tight loops cost less per datagram than one that alternates."""
+        two tight loops cost less per datagram than one that alternates.
+        Source addresses are read only when a mapping rule needs senders."""
         batch: list[bytes] = []
         append = batch.append
+        senders: list[object] | None = None
         try:
-            for _ in range(_BATCH):
-                append(recv(65535))
+            if self.pipeline.needs_senders:
+                senders = []
+                recvfrom, add_sender = sock.recvfrom, senders.append
+                for _ in range(_BATCH):
+                    data, address = recvfrom(65535)
+                    append(data)
+                    add_sender(address)
+            else:
+                recv = sock.recv
+                for _ in range(_BATCH):
+                    append(recv(65535))
         except BlockingIOError:
             pass
         if self.relay is not None:
             self.relay.forward(batch)
-        self._feed(batch)
+        self._feed(batch, senders)
         return len(batch)
 
-    def _feed(self, lines: list[bytes]) -> None:
+    def _feed(self, lines: list[bytes], senders: list[object] | None = None) -> None:
         """Feeds the pipeline; a bug in aerostat must cost one batch, never
         the process (the fuzz tests look for such bugs; this is the net)."""
         try:
-            self.pipeline.feed_batch(lines, time.monotonic())
+            self.pipeline.feed_batch(lines, time.monotonic(), senders)
         except Exception:
             self.telemetry.internal_errors += 1
             log.exception("Internal error while processing a batch; it was skipped",
@@ -332,13 +344,14 @@ class Server:
     def _accept_tcp(self) -> None:
         assert self.tcp is not None
         try:
-            connection, _ = self.tcp.accept()
+            connection, peer = self.tcp.accept()
         except OSError:
             self.telemetry.tcp_connection_errors += 1
             return
         connection.setblocking(False)
         self.telemetry.tcp_connections += 1
         self._connections[connection] = LineAssembler()
+        self._peers[connection] = peer
         self._selector.register(
             connection, selectors.EVENT_READ, lambda: self._read_tcp(connection)
         )
@@ -355,12 +368,14 @@ class Server:
         lines = assembler.feed(chunk) if chunk else [assembler.finish()]
         if self.relay is not None:
             self.relay.forward(lines)
-        self._feed([line[:-1] if line.endswith(b"\r") else line for line in lines if line])
+        kept = [line[:-1] if line.endswith(b"\r") else line for line in lines if line]
+        self._feed(kept, [self._peers.get(connection)] * len(kept))
         self.telemetry.tcp_too_long_lines += assembler.too_long
         assembler.too_long = 0
         if not chunk:
             self._selector.unregister(connection)
             del self._connections[connection]
+            self._peers.pop(connection, None)
             connection.close()
 
     def tick(self, now: float) -> None:
@@ -496,6 +511,7 @@ class Server:
         self._wake_reader.close()
         self._wake_writer.close()
         self._connections.clear()
+        self._peers.clear()
         path = self.options.listen_unixgram
         if self.unixgram is not None and path and not path.startswith("@"):
             with contextlib.suppress(OSError):

@@ -56,6 +56,8 @@ def test_check_config_accepts_a_good_file(mapping: Path) -> None:
         pytest.param("mappings:\n- match: a.b\n  name: x\n  observer_type: wrong\n", ":4:18",
                      id="bad-value"),
         pytest.param("mappings:\n- match: a.b\n  name: [x\n", ":4:1", id="yaml-syntax"),
+        pytest.param("mappings:\n- match: a.b\n  name: x\n  senders: sum\n", ":4:12",
+                     id="sender-policy-needs-a-gauge"),
         # found by tests/fuzz: PyYAML refuses control characters before parsing
         pytest.param("mappings:\n- match: a.b\x1f\n  name: x\n", ":2:13",
                      id="control-character"),

@@ -234,11 +234,11 @@ def test_a_bug_costs_a_batch_not_the_process() -> None:
         real_feed = pipeline.feed_batch
         calls = []
 
-        def buggy_once(lines: list[bytes], now: float) -> None:
+        def buggy_once(lines: list[bytes], now: float, senders: object = None) -> None:
             calls.append(lines)
             if len(calls) == 1:
                 raise RuntimeError("simulated bug")
-            real_feed(lines, now)
+            real_feed(lines, now, senders)  # type: ignore[arg-type]
 
         pipeline.feed_batch = buggy_once  # type: ignore[method-assign]
         bridge.send_udp(b"lost:1|g")

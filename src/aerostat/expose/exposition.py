@@ -10,17 +10,22 @@ metrics`` in the tests."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Hashable, Iterable, Iterator
 from decimal import Decimal
 
 from aerostat.store import (
+    BY_SENDER,
     Family,
     HistogramSeries,
     MetricType,
     ScalarSeries,
+    SenderGaugeSeries,
+    Series,
     Store,
     SummarySeries,
+    sender_text,
 )
+from aerostat.store.series import escape_label_value
 
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -73,7 +78,9 @@ def _family_lines(family: Family, openmetrics: bool, now: float) -> Iterable[str
     yield f"# HELP {exposed} {_escape_help(spec.help, openmetrics)}\n"
     yield f"# TYPE {exposed} {type_name}\n"
     series_list = list(family.series.values())
-    if spec.type is MetricType.COUNTER or spec.type is MetricType.GAUGE:
+    if spec.senders:
+        yield from _sender_gauge_lines(family, series_list, openmetrics, now)
+    elif spec.type is MetricType.COUNTER or spec.type is MetricType.GAUGE:
         for series in series_list:
             assert isinstance(series, ScalarSeries)
             yield f"{name}{series.labels_text} {format_value(series.value)}\n"
@@ -103,6 +110,30 @@ def _family_lines(family: Family, openmetrics: bool, now: float) -> Iterable[str
                 )
             yield f"{name}_sum{labels_text} {format_value(series.sum)}\n"
             yield f"{name}_count{labels_text} {series.count}\n"
+
+
+def _sender_gauge_lines(
+    family: Family, series_list: list[Series], openmetrics: bool, now: float
+) -> Iterator[str]:
+    """The combined value of each series, then, as the family
+    <name>_by_sender, every live sender's own value for drill-down."""
+    name = family.spec.name
+    live: list[tuple[SenderGaugeSeries, list[tuple[Hashable, float]]]] = []
+    for series in series_list:
+        assert isinstance(series, SenderGaugeSeries)
+        value = series.value_at(now)
+        if value is not None:
+            yield f"{name}{series.labels_text} {format_value(value)}\n"
+            live.append((series, series.live(now)))
+    drill_down = name + BY_SENDER
+    what = f"{family.spec.help} One series per sender ({family.spec.senders} in {name})."
+    yield f"# HELP {drill_down} {_escape_help(what, openmetrics)}\n"
+    yield f"# TYPE {drill_down} gauge\n"
+    for series, senders in live:
+        for sender, value in senders:
+            labels = _with_label(series.labels_text, "sender",
+                                 escape_label_value(sender_text(sender)))
+            yield f"{drill_down}{labels} {format_value(value)}\n"
 
 
 def _openmetrics_bound(bound: float) -> str:

@@ -16,6 +16,7 @@ from aerostat.mapper.rules import (
     ObserverType,
     Quantile,
     Rule,
+    SenderPolicy,
     SummaryOptions,
 )
 
@@ -30,6 +31,7 @@ __all__ = [
     "ObserverType",
     "Quantile",
     "Rule",
+    "SenderPolicy",
     "SummaryOptions",
     "load_mapping_config",
     "parse_mapping_config",

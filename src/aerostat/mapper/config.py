@@ -34,6 +34,7 @@ from aerostat.mapper.rules import (
     ObserverType,
     Quantile,
     Rule,
+    SenderPolicy,
     SummaryOptions,
 )
 from aerostat.names import LABEL_NAME, is_reserved_label_name
@@ -68,6 +69,10 @@ _RULE_KEYS = (
     "summary_options",
     "ttl",
     "scale",
+    # aerostat's extensions
+    "senders",
+    "sender_ttl",
+    "sender_label",
 )
 _SUMMARY_KEYS = ("quantiles", "max_age", "age_buckets", "buf_cap")
 _HISTOGRAM_KEYS = ("buckets", "native_histogram_bucket_factor", "native_histogram_max_buckets")
@@ -101,7 +106,7 @@ _DURATION_UNITS = {
 # A plain scalar PyYAML leaves as a string but Go's YAML reads as a float.
 _GO_FLOAT = re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?").fullmatch
 
-_E = TypeVar("_E", ObserverType, MatchType, Action)
+_E = TypeVar("_E", ObserverType, MatchType, Action, SenderPolicy)
 
 
 def parse_duration(text: str) -> float | None:
@@ -488,6 +493,31 @@ class _Config:
         if "scale" in found and not _is_null(found["scale"]):
             scale = r.finite(found["scale"], at("scale"))
 
+        senders: SenderPolicy | None = None
+        sender_ttl = 60.0
+        sender_label: str | None = None
+        if "senders" in found:
+            senders = r.choice(found["senders"], at("senders"), SenderPolicy, "sender policy")
+            if senders is not SenderPolicy.SEPARATE and kind is not Kind.GAUGE:
+                r.fail(
+                    found["senders"],
+                    at("senders"),
+                    f"senders: {senders.value} combines gauges: add match_metric_type: gauge "
+                    "(or use senders: separate)",
+                )
+        for extension in ("sender_ttl", "sender_label"):
+            if extension in found and senders is None:
+                r.fail(found[extension], at(extension), f"{extension} needs senders")
+        if "sender_ttl" in found:
+            sender_ttl = r.duration(found["sender_ttl"], at("sender_ttl"))
+            if sender_ttl <= 0:
+                r.fail(found["sender_ttl"], at("sender_ttl"), "sender_ttl must be above zero")
+        if "sender_label" in found:
+            sender_label = r.string(found["sender_label"], at("sender_label")) or None
+            if sender_label is None or not LABEL_NAME(sender_label):
+                r.fail(found["sender_label"], at("sender_label"),
+                       "sender_label must be a label name")
+
         explicit = self.explicit_observer
         if "observer_type" in found:
             explicit = r.choice(
@@ -528,6 +558,9 @@ class _Config:
             ttl=ttl,
             honor_labels=honor_labels,
             scale=scale,
+            senders=senders,
+            sender_ttl=sender_ttl,
+            sender_label=sender_label,
         )
 
 

@@ -21,6 +21,18 @@ class ObserverType(enum.StrEnum):
     SUMMARY = "summary"
 
 
+class SenderPolicy(enum.StrEnum):
+    """aerostat's extension: how a gauge that several processes report for
+    themselves is exposed (StatsD carries no sender, so upstream keeps the
+    last writer's value and the others are lost)."""
+
+    SUM = "sum"  # each sender reports its own share: executor slots
+    MAX = "max"
+    MIN = "min"
+    STICKY = "sticky"  # all report the same shared value: one sender's, no flapping
+    SEPARATE = "separate"  # one series per sender, labelled sender
+
+
 class Action(enum.StrEnum):
     """What to do with a matching sample; the caller acts on it."""
 
@@ -113,6 +125,10 @@ class Rule:
     ttl: float
     honor_labels: bool
     scale: float | None
+    # aerostat's extensions (docs/mapping.md)
+    senders: SenderPolicy | None = None
+    sender_ttl: float = 60.0
+    sender_label: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

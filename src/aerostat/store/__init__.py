@@ -1,6 +1,7 @@
 """Series and families in memory; no I/O, no parsing, no mapping."""
 
 from aerostat.store.registry import (
+    BY_SENDER,
     Family,
     FamilySpec,
     LabelPairs,
@@ -9,9 +10,17 @@ from aerostat.store.registry import (
     Store,
     sample_names,
 )
-from aerostat.store.series import HistogramSeries, ScalarSeries, Series, SummarySeries
+from aerostat.store.series import (
+    HistogramSeries,
+    ScalarSeries,
+    SenderGaugeSeries,
+    Series,
+    SummarySeries,
+    sender_text,
+)
 
 __all__ = [
+    "BY_SENDER",
     "Family",
     "FamilySpec",
     "HistogramSeries",
@@ -19,8 +28,10 @@ __all__ = [
     "MetricType",
     "Refusal",
     "ScalarSeries",
+    "SenderGaugeSeries",
     "Series",
     "Store",
     "SummarySeries",
     "sample_names",
+    "sender_text",
 ]

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from aerostat.store.series import (
     HistogramSeries,
     ScalarSeries,
+    SenderGaugeSeries,
     Series,
     SummarySeries,
     render_labels,
@@ -46,6 +47,10 @@ class FamilySpec:
     quantiles: tuple[float, ...] = ()
     max_age: float = 600.0
     age_buckets: int = 5
+    # gauges reported by several senders: sum, max, min or sticky (see
+    # SenderGaugeSeries); such a family also shows <name>_by_sender
+    senders: str | None = None
+    sender_ttl: float = 60.0
 
 
 @dataclass(slots=True)
@@ -55,6 +60,7 @@ class Family:
 
 
 _SUFFIXES = ("_sum", "_count", "_bucket")
+BY_SENDER = "_by_sender"
 
 
 def sample_names(name: str, metric_type: MetricType) -> tuple[str, ...]:
@@ -80,12 +86,20 @@ class Store:
         self.series_count = 0
         # series that can expire, by identity: (family name, label key)
         self._expiring: dict[int, tuple[Family, LabelPairs, Series]] = {}
+        # gauges fed by several senders, whose silent senders expire
+        self._per_sender: dict[int, tuple[Family, LabelPairs, SenderGaugeSeries]] = {}
 
     def _admits(self, spec: FamilySpec) -> bool:
         name = spec.name
         if any(sample in self.reserved for sample in sample_names(name, spec.type)):
             return False
         families = self.families
+        if spec.senders and (name + BY_SENDER in families or name + BY_SENDER in self.reserved):
+            return False
+        if name.endswith(BY_SENDER):
+            base = families.get(name[: -len(BY_SENDER)])
+            if base is not None and base.spec.senders:
+                return False
         if spec.type is MetricType.HISTOGRAM:
             return not any(name + suffix in families for suffix in _SUFFIXES)
         if spec.type is MetricType.SUMMARY:
@@ -127,6 +141,8 @@ class Store:
             series = _new_series(family.spec, labels)
             family.series[labels] = series
             self.series_count += 1
+            if isinstance(series, SenderGaugeSeries):
+                self._per_sender[id(series)] = (family, labels, series)
         if ttl > 0.0:
             assert family is not None
             self._expiring[id(series)] = (family, labels, series)
@@ -143,28 +159,42 @@ class Store:
         return counts
 
     def expire(self, now: float) -> list[Series]:
-        """Removes series not updated for longer than their TTL; returns them."""
-        expired = [
-            (key, family, labels, series)
-            for key, (family, labels, series) in self._expiring.items()
-            if now - series.updated > series.ttl
-        ]
-        for key, family, labels, _ in expired:
-            del self._expiring[key]
+        """Removes series not updated for longer than their TTL, and gauges
+        whose every sender went silent; returns them."""
+        expired: list[tuple[Family, LabelPairs, Series]] = []
+        for key, (family, labels, series) in list(self._expiring.items()):
+            if now - series.updated > series.ttl:
+                expired.append((family, labels, series))
+                del self._expiring[key]
+        for key, (family, labels, gauge) in list(self._per_sender.items()):
+            gauge.prune(now)
+            if not gauge.senders:
+                del self._per_sender[key]
+                if id(gauge) in self._expiring:
+                    del self._expiring[id(gauge)]
+                if not any(gauge is series for _, _, series in expired):
+                    expired.append((family, labels, gauge))
+        for family, labels, series in expired:
+            if family.series.get(labels) is not series:
+                continue
             del family.series[labels]
+            self._per_sender.pop(id(series), None)
             self.series_count -= 1
             if not family.series:
                 del self.families[family.spec.name]
-        return [series for _, _, _, series in expired]
+        return [series for _, _, series in expired]
 
     def clear(self) -> None:
         self.families.clear()
         self._expiring.clear()
+        self._per_sender.clear()
         self.series_count = 0
 
 
 def _new_series(spec: FamilySpec, labels: LabelPairs) -> Series:
     labels_text = render_labels(labels)
+    if spec.senders:
+        return SenderGaugeSeries(labels, labels_text, 0.0, spec.senders, spec.sender_ttl)
     if spec.type is MetricType.HISTOGRAM:
         return HistogramSeries(labels, labels_text, 0.0, spec.buckets)
     if spec.type is MetricType.SUMMARY:

@@ -9,7 +9,7 @@ import math
 import random
 from array import array
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 
 # perf: the labels are rendered once, when the series is born, so a scrape
 # only joins strings.
@@ -151,7 +151,80 @@ class SummarySeries:
         return [window[min(last, max(0, math.ceil(q * len(window)) - 1))] for q in self.quantiles]
 
 
-Series = ScalarSeries | HistogramSeries | SummarySeries
+class SenderGaugeSeries:
+    """A gauge that several processes report, each for itself; StatsD says
+    nothing about who sent a sample, so the pipeline passes the sender (a
+    source address, or a label's value).
+
+    Each sender's latest value is kept; a sender silent for ``sender_ttl``
+    no longer counts. ``policy`` says what the series shows: ``sum``,
+    ``max`` or ``min`` of the live senders' values, or ``sticky``: the value
+    of the live sender heard from first, so that a value every sender reads
+    from one shared source does not flap between their samples."""
+
+    __slots__ = ("labels", "labels_text", "policy", "sender_ttl", "senders", "ttl", "updated")
+
+    def __init__(
+        self,
+        labels: tuple[tuple[str, str], ...],
+        labels_text: str,
+        ttl: float,
+        policy: str,
+        sender_ttl: float,
+    ) -> None:
+        self.labels = labels
+        self.labels_text = labels_text
+        self.ttl = ttl
+        self.updated = 0.0
+        self.policy = policy
+        self.sender_ttl = sender_ttl
+        # sender → [value, last heard]; insertion order is first-heard order
+        self.senders: dict[Hashable, list[float]] = {}
+
+    def set(self, sender: Hashable, value: float, relative: bool, now: float) -> None:
+        cell = self.senders.get(sender)
+        if cell is None:
+            self.senders[sender] = [value, now]
+        else:
+            cell[0] = cell[0] + value if relative else value
+            cell[1] = now
+        self.updated = now
+
+    def live(self, now: float) -> list[tuple[Hashable, float]]:
+        """(sender, value) of every sender heard within sender_ttl."""
+        horizon = now - self.sender_ttl
+        return [(sender, cell[0]) for sender, cell in list(self.senders.items())
+                if cell[1] >= horizon]
+
+    def value_at(self, now: float) -> float | None:
+        """What the series shows now; None when no sender is live."""
+        values = [value for _, value in self.live(now)]
+        if not values:
+            return None
+        if self.policy == "sum":
+            return math.fsum(values)
+        if self.policy == "max":
+            return max(values)
+        if self.policy == "min":
+            return min(values)
+        return values[0]  # sticky
+
+    def prune(self, now: float) -> None:
+        """Forgets senders silent for longer than sender_ttl (event loop only)."""
+        horizon = now - self.sender_ttl
+        for sender in [s for s, cell in self.senders.items() if cell[1] < horizon]:
+            del self.senders[sender]
+
+
+def sender_text(sender: Hashable) -> str:
+    """A sender as a label value: ``ip:port`` for a socket address."""
+    if isinstance(sender, tuple) and len(sender) >= 2:
+        host, port = sender[0], sender[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(sender) if sender else "unknown"
+
+
+Series = ScalarSeries | HistogramSeries | SummarySeries | SenderGaugeSeries
 
 
 def render_labels(labels: Sequence[tuple[str, str]]) -> str:
