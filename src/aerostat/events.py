@@ -62,9 +62,7 @@ class Reason(enum.StrEnum):
     MALFORMED_CONTAINER_ID = "malformed_container_id"
     ILLEGAL_EVENT = "illegal_event"
     # aerostat's additions
-    INVALID_UTF8 = "invalid_utf8"
     NON_FINITE_VALUE = "non_finite_value"
     ILLEGAL_NEGATIVE_COUNTER = "illegal_negative_counter"
     INVALID_LABEL_NAME = "invalid_label_name"
     EMPTY_METRIC_NAME = "empty_metric_name"
-    LINE_TOO_LONG = "line_too_long"
