@@ -31,6 +31,7 @@ from aerostat.store import (
     Store,
     sender_text,
 )
+from aerostat.wire import split_lines
 
 _refusals = RateLimited(logging.getLogger("aerostat.input"))
 
@@ -294,9 +295,8 @@ class Pipeline:
         telemetry.events_unmapped += unmapped_events
 
     def _feed_lines(self, chunk: bytes, now: float, sender: Hashable) -> None:
-        lines = [line[:-1] if line.endswith(b"\r") else line for line in chunk.split(b"\n")]
-        kept = [line for line in lines if line]
-        self.feed_batch(kept, now, repeat(sender, len(kept)))
+        lines = split_lines(chunk)
+        self.feed_batch(lines, now, repeat(sender, len(lines)))
 
     def _slow_line(
         self, line: bytes, key: tuple[bytes, bytes], now: float, sender: Hashable = None

@@ -368,8 +368,8 @@ class Server:
         lines = assembler.feed(chunk) if chunk else [assembler.finish()]
         if self.relay is not None:
             self.relay.forward(lines)
-        kept = [line[:-1] if line.endswith(b"\r") else line for line in lines if line]
-        self._feed(kept, [self._peers.get(connection)] * len(kept))
+        lines = [line for line in lines if line]
+        self._feed(lines, [self._peers.get(connection)] * len(lines))
         self.telemetry.tcp_too_long_lines += assembler.too_long
         assembler.too_long = 0
         if not chunk:

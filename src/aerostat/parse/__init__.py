@@ -4,6 +4,5 @@ Pure functions; counting what was refused is the caller's job, from the
 reasons returned."""
 
 from aerostat.parse.line import Dialects, ParsedLine, parse_line, parse_value
-from aerostat.parse.packet import split_lines
 
-__all__ = ["Dialects", "ParsedLine", "parse_line", "parse_value", "split_lines"]
+__all__ = ["Dialects", "ParsedLine", "parse_line", "parse_value"]

@@ -8,7 +8,6 @@ from aerostat.store.registry import (
     MetricType,
     Refusal,
     Store,
-    sample_names,
 )
 from aerostat.store.series import (
     HistogramSeries,
@@ -32,6 +31,5 @@ __all__ = [
     "Series",
     "Store",
     "SummarySeries",
-    "sample_names",
     "sender_text",
 ]

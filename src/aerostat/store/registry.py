@@ -184,12 +184,6 @@ class Store:
                 del self.families[family.spec.name]
         return [series for _, _, series in expired]
 
-    def clear(self) -> None:
-        self.families.clear()
-        self._expiring.clear()
-        self._per_sender.clear()
-        self.series_count = 0
-
 
 def _new_series(spec: FamilySpec, labels: LabelPairs) -> Series:
     labels_text = render_labels(labels)

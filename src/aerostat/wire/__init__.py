@@ -2,6 +2,7 @@
 blocking, and the kernel's own count of what it dropped."""
 
 from aerostat.wire.address import parse_address
+from aerostat.wire.framing import split_lines
 from aerostat.wire.listeners import (
     LineAssembler,
     bind_tcp,
@@ -20,5 +21,6 @@ __all__ = [
     "bind_unixgram",
     "parse_address",
     "read_buffer_bytes",
+    "split_lines",
     "udp_kernel_drops",
 ]

@@ -110,7 +110,8 @@ class LineAssembler:
         self.too_long = 0
 
     def feed(self, chunk: bytes) -> list[bytes]:
-        """The complete lines now available, without their newlines."""
+        """The complete, non-empty lines now available, without their line
+        endings (``\n`` or ``\r\n``)."""
         if self._discarding:
             end = chunk.find(b"\n")
             if end == -1:
@@ -127,12 +128,13 @@ class LineAssembler:
             kept = [line for line in lines if len(line) <= self.max_line]
             self.too_long += len(lines) - len(kept)
             lines = kept
-        return lines
+        lines = [line[:-1] if line.endswith(b"\r") else line for line in lines]
+        return [line for line in lines if line]
 
     def finish(self) -> bytes:
         """What is left when the peer closes: a last line without a newline."""
         rest, self._pending = self._pending, b""
-        return b"" if self._discarding else rest
+        return b"" if self._discarding else rest.removesuffix(b"\r")
 
 
 def udp_kernel_drops(sock: socket.socket) -> int | None:

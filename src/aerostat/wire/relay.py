@@ -15,6 +15,7 @@ from collections.abc import Iterable
 
 from aerostat.errors import AerostatError
 from aerostat.wire.address import parse_address
+from aerostat.wire.framing import split_lines
 
 
 class Relay:
@@ -44,11 +45,7 @@ class Relay:
         limit = self.packet_length
         pending = self._pending
         for chunk in chunks:
-            for line in chunk.split(b"\n") if b"\n" in chunk else (chunk,):
-                if line.endswith(b"\r"):
-                    line = line[:-1]
-                if not line:
-                    continue
+            for line in split_lines(chunk):
                 if len(line) + 1 > limit:
                     self.long_lines += 1
                     continue

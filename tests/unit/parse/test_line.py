@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from aerostat.events import Kind, Reason
-from aerostat.parse import Dialects, parse_line, parse_value, split_lines
+from aerostat.parse import Dialects, parse_line, parse_value
 
 
 @pytest.mark.parametrize(
@@ -69,15 +69,3 @@ def test_relative_only_for_gauges() -> None:
 def test_disabled_dialect_keeps_the_tags_in_the_name() -> None:
     parsed = parse_line("foo,a=b:1|c", Dialects(influxdb=False))
     assert parsed.events[0].name == "foo,a=b" and parsed.events[0].labels == {}
-
-
-@pytest.mark.parametrize(
-    ("payload", "lines"),
-    [
-        pytest.param("a:1|c", ["a:1|c"], id="one"),
-        pytest.param("a:1|c\nb:2|g\n", ["a:1|c", "b:2|g", ""], id="trailing-newline"),
-        pytest.param("a:1|c\r\nb:2|g", ["a:1|c", "b:2|g"], id="crlf"),
-    ],
-)
-def test_split_lines(payload: str, lines: list[str]) -> None:
-    assert split_lines(payload) == lines

@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from aerostat.errors import AerostatError
-from aerostat.wire import LineAssembler, parse_address
+from aerostat.wire import LineAssembler, parse_address, split_lines
 
 
 def test_lines_across_chunks() -> None:
@@ -44,3 +44,22 @@ def test_addresses(text: str, expected: tuple[socket.AddressFamily, str, int]) -
 def test_bad_addresses_name_the_flag(text: str) -> None:
     with pytest.raises(AerostatError, match=r"--statsd\.listen-udp"):
         parse_address(text, "--statsd.listen-udp")
+
+
+@pytest.mark.parametrize(
+    ("payload", "lines"),
+    [
+        pytest.param(b"a:1|c", [b"a:1|c"], id="one"),
+        pytest.param(b"a:1|c\nb:2|g\n", [b"a:1|c", b"b:2|g"], id="trailing-newline"),
+        pytest.param(b"a:1|c\r\nb:2|g", [b"a:1|c", b"b:2|g"], id="crlf"),
+        pytest.param(b"\n\r\n\n", [], id="only-line-endings"),
+    ],
+)
+def test_split_lines(payload: bytes, lines: list[bytes]) -> None:
+    assert split_lines(payload) == lines
+
+
+def test_tcp_lines_lose_their_carriage_returns() -> None:
+    assembler = LineAssembler()
+    assert assembler.feed(b"a:1|c\r\n\r\nb:2|g\r") == [b"a:1|c"]
+    assert assembler.finish() == b"b:2|g"
