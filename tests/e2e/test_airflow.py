@@ -1,0 +1,351 @@
+"""End to end with a real Apache Airflow: `airflow standalone` sends its
+StatsD to an in-process aerostat, runs the three DAGs of the shipped capture
+once each, and what aerostat exports must agree with Airflow's own record of
+those runs, read through Airflow's REST API.
+
+The first run installs Airflow from the package index into a virtual
+environment under /tmp/aerostat-e2e (a minute or so); later runs reuse it.
+One module run takes about three minutes, most of it the DAGs themselves."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge import Bridge, running_bridge
+from e2e.airflow_env import (
+    AIRFLOW_VERSION,
+    E2E_ROOT,
+    Airflow,
+    AirflowApi,
+    AirflowVenv,
+    Say,
+    airflow_env,
+    ensure_venv,
+    free_port,
+    quoted,
+    wait_until,
+)
+
+DAGS = Path(__file__).parent / "dags"
+DAG_IDS = ("demo_failing", "demo_sensor_pool", "demo_success")
+POOL = "demo_pool"
+
+STARTUP_TIMEOUT = 180.0  # API server, scheduler, triggerer and DAG processor up, DAGs parsed
+RUNS_TIMEOUT = 360.0  # the slowest run (demo_sensor_pool) takes about 75 s
+GAUGE_TIMEOUT = 30.0  # the scheduler sends pool gauges every 5 s
+
+MAPPING = """\
+mappings:
+- match: "airflow.ti.finish.*.*.*"
+  name: "airflow_ti_finish_total"
+  labels:
+    dag_id: "$1"
+    task_id: "$2"
+    state: "$3"
+- match: "airflow.dagrun.duration.*.*"
+  name: "airflow_dagrun_duration_seconds"
+  observer_type: histogram
+  labels:
+    state: "$1"
+    dag_id: "$2"
+- match: "airflow.dagbag_size"
+  name: "airflow_dagbag_size"
+- match: "airflow.pool.open_slots.*"
+  name: "airflow_pool_open_slots"
+  labels:
+    pool: "$1"
+- match: "airflow.pool.running_slots.*"
+  name: "airflow_pool_running_slots"
+  labels:
+    pool: "$1"
+# the untagged twins Airflow sends beside each of the legacy names above
+- match: "airflow.ti.finish"
+  name: "dropped"
+  action: drop
+- match: "airflow.pool.open_slots"
+  name: "dropped"
+  action: drop
+- match: "airflow.pool.running_slots"
+  name: "dropped"
+  action: drop
+"""
+
+Labels = frozenset[tuple[str, str]]
+
+
+def reporter(config: pytest.Config) -> Say:
+    """Prints a line of progress past pytest's output capture."""
+    capture = config.pluginmanager.getplugin("capturemanager")
+
+    def say(message: str) -> None:
+        if capture is None:
+            print(f"[e2e] {message}", file=sys.stderr, flush=True)
+            return
+        with capture.global_and_fixture_disabled():
+            print(f"\n[e2e] {message}", file=sys.stderr, flush=True)
+
+    return say
+
+
+@pytest.fixture(scope="session")
+def airflow_venv(pytestconfig: pytest.Config) -> AirflowVenv:
+    return ensure_venv(AIRFLOW_VERSION, E2E_ROOT, reporter(pytestconfig))
+
+
+@dataclass
+class Record:
+    """Airflow's own account of the runs, from its REST API."""
+
+    dag_count: int
+    dag_runs: list[dict[str, Any]]
+    task_instances: list[dict[str, Any]]
+    # every try of each task instance that ran: (dag_id, run_id, task_id) → tries
+    tries: dict[tuple[str, str, str], list[dict[str, Any]]]
+
+
+@dataclass
+class Run:
+    bridge: Bridge
+    api: AirflowApi
+    record: Record
+
+
+def read_record(api: AirflowApi) -> Record:
+    task_instances = api.collection("/dags/~/dagRuns/~/taskInstances", "task_instances")
+    tries = {}
+    for ti in task_instances:
+        assert ti["map_index"] == -1, "the DAGs have no mapped tasks"
+        if ti["try_number"] > 0:
+            key = (ti["dag_id"], ti["dag_run_id"], ti["task_id"])
+            path = f"/dags/{key[0]}/dagRuns/{quoted(key[1])}/taskInstances/{key[2]}/tries"
+            tries[key] = sorted(
+                api.collection(path, "task_instances"), key=lambda t: t["try_number"]
+            )
+    return Record(
+        dag_count=api.get("/dags")["total_entries"],
+        dag_runs=api.collection("/dags/~/dagRuns", "dag_runs"),
+        task_instances=task_instances,
+        tries=tries,
+    )
+
+
+@pytest.fixture(scope="module")
+def airflow_run(
+    airflow_venv: AirflowVenv, tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[Run]:
+    """Airflow standalone reporting to aerostat, each DAG triggered once and
+    run to its end; Airflow and aerostat keep running for the tests."""
+    say = reporter(pytestconfig)
+    work = tmp_path_factory.mktemp("airflow")
+    mapping = work / "mapping.yml"
+    mapping.write_text(MAPPING)
+    home, dags = work / "home", work / "dags"
+    home.mkdir()
+    shutil.copytree(DAGS, dags, ignore=shutil.ignore_patterns("*.md", "*.toml", "__pycache__"))
+    log = work / "standalone.log"
+
+    def log_tail() -> str:
+        lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+        return "standalone's last lines:\n" + "\n".join(lines[-40:])
+
+    with running_bridge(mapping_config=str(mapping)) as bridge:
+        api_port = free_port()
+        env = airflow_env(airflow_venv, home, dags, bridge.udp_address[1], api_port)
+        airflow = Airflow(airflow_venv, home, env)
+        airflow.cli("db", "migrate")
+        airflow.cli("pools", "set", POOL, "2", "demo pool")
+        api = AirflowApi(f"http://127.0.0.1:{api_port}")
+        started = time.monotonic()
+        with airflow.standalone(log) as standalone:
+
+            def diagnose() -> str:
+                if standalone.poll() is not None:
+                    raise AssertionError(f"standalone exited {standalone.returncode}\n{log_tail()}")
+                return log_tail()
+
+            wait_until("Airflow to be healthy", api.healthy, STARTUP_TIMEOUT, diagnose=diagnose)
+            api.log_in(home)
+            wait_until(
+                f"the DAGs {DAG_IDS} to be parsed",
+                lambda: {dag["dag_id"] for dag in api.collection("/dags", "dags")} >= set(DAG_IDS),
+                STARTUP_TIMEOUT - (time.monotonic() - started),
+                diagnose=diagnose,
+            )
+            say(f"airflow {airflow_venv.version} up in {time.monotonic() - started:.0f} s")
+            for dag_id in DAG_IDS:
+                airflow.cli("dags", "trigger", dag_id)
+            say(f"triggered {', '.join(DAG_IDS)}; waiting for the runs to finish")
+
+            def finished() -> list[dict[str, Any]] | None:
+                runs = api.collection("/dags/~/dagRuns", "dag_runs")
+                done = all(run["state"] in ("success", "failed") for run in runs)
+                return runs if done and len(runs) >= len(DAG_IDS) else None
+
+            runs = wait_until("the DAG runs to finish", finished, RUNS_TIMEOUT, 2.0, diagnose)
+            say(f"runs finished {time.monotonic() - started:.0f} s after start")
+            # the schedules are off ([scheduler] use_job_schedule): the triggered runs, no others
+            assert sorted((run["dag_id"], run["run_type"]) for run in runs) == [
+                (dag_id, "manual") for dag_id in DAG_IDS
+            ]
+            record = read_record(api)
+            bridge.settle()
+            yield Run(bridge, api, record)
+
+
+def series(bridge: Bridge, name: str) -> dict[Labels, float]:
+    return {labels: value for (sample, labels), value in bridge.samples().items() if sample == name}
+
+
+def labelled(dag_id: str, **labels: str) -> Labels:
+    return frozenset({"dag_id": dag_id, **labels}.items())
+
+
+# Operators whose deferral ends in the triggerer: WaitSensor defers with
+# TimeDeltaTrigger(end_from_trigger=True), so the triggerer marks the task
+# instance success and no worker runs it again.
+ENDS_IN_TRIGGERER = {"WaitSensor"}
+
+
+def expected_finishes(record: Record, dag_id: str) -> Counter[Labels]:
+    """How many `ti.finish.<dag>.<task>.<state>` Airflow must have sent, from
+    its REST API's record. A worker sends one per run of a task, with the
+    state that run ended in (airflow.sdk's task_runner.run()), so:
+
+    - a task instance that never ran (try_number 0: upstream_failed) sent none;
+    - each try that failed and was retried sent `up_for_retry`, although the
+      API's history of tries keeps such a try as `failed`: demo_failing's
+      always_fails, with 2 retries, ends `failed` at try 3 after sending
+      up_for_retry twice and failed once;
+    - the last try sent the task instance's final state, except a deferral
+      that the triggerer ended: the worker's run ended `deferred`, which is
+      what it sent, and the success was the triggerer's, which sends none.
+    """
+    expected: Counter[Labels] = Counter()
+    for ti in record.task_instances:
+        if ti["dag_id"] != dag_id or ti["try_number"] == 0:
+            continue
+        tries = record.tries[(dag_id, ti["dag_run_id"], ti["task_id"])]
+        assert [t["try_number"] for t in tries] == list(range(1, ti["try_number"] + 1))
+        for retried in tries[:-1]:
+            assert retried["state"] == "failed", retried
+            assert retried["try_number"] <= ti["max_tries"], retried
+            expected[labelled(dag_id, task_id=ti["task_id"], state="up_for_retry")] += 1
+        state = tries[-1]["state"]
+        assert state == ti["state"]
+        if ti["operator"] in ENDS_IN_TRIGGERER and state == "success":
+            state = "deferred"
+        expected[labelled(dag_id, task_id=ti["task_id"], state=state)] += 1
+    return expected
+
+
+def seconds(timestamp: str) -> float:
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+
+
+def test_the_runs_cover_retries_deferral_and_failure(airflow_run: Run) -> None:
+    """The comparisons below are worth something only if the runs went
+    through retries, a triggerer-ended deferral and an upstream failure."""
+    record = airflow_run.record
+    final = {(ti["dag_id"], ti["task_id"]): ti for ti in record.task_instances}
+    assert len(final) == len(record.task_instances) == 13
+    assert final[("demo_failing", "always_fails")]["try_number"] == 3
+    assert final[("demo_failing", "always_fails")]["state"] == "failed"
+    assert final[("demo_failing", "never_runs")]["state"] == "upstream_failed"
+    assert final[("demo_sensor_pool", "deferred_wait")]["state"] == "success"
+    assert {run["state"] for run in record.dag_runs} == {"success", "failed"}
+
+
+@pytest.mark.parametrize("dag_id", [pytest.param(dag_id, id=dag_id) for dag_id in DAG_IDS])
+def test_task_finishes_match_airflows_task_instances(airflow_run: Run, dag_id: str) -> None:
+    exported = {
+        labels: value
+        for labels, value in series(airflow_run.bridge, "airflow_ti_finish_total").items()
+        if ("dag_id", dag_id) in labels
+    }
+    expected = expected_finishes(airflow_run.record, dag_id)
+    assert expected, f"Airflow's API reports no task of {dag_id} that ran"
+    assert exported == {labels: float(count) for labels, count in expected.items()}
+
+
+@pytest.mark.parametrize("dag_id", [pytest.param(dag_id, id=dag_id) for dag_id in DAG_IDS])
+def test_dag_run_durations_match_airflows_dag_runs(airflow_run: Run, dag_id: str) -> None:
+    runs = [run for run in airflow_run.record.dag_runs if run["dag_id"] == dag_id]
+    assert runs, f"Airflow's API reports no run of {dag_id}"
+    counts = series(airflow_run.bridge, "airflow_dagrun_duration_seconds_count")
+    sums = series(airflow_run.bridge, "airflow_dagrun_duration_seconds_sum")
+    for state in ("success", "failed"):
+        in_state = [run for run in runs if run["state"] == state]
+        labels = labelled(dag_id, state=state)
+        assert counts.get(labels, 0.0) == len(in_state), state
+        # Airflow times a run as end_date - start_date, the dates its API shows
+        duration = sum(seconds(run["end_date"]) - seconds(run["start_date"]) for run in in_state)
+        assert sums.get(labels, 0.0) == pytest.approx(duration, abs=1e-3), state
+
+
+def test_dagbag_size_is_airflows_dag_count(airflow_run: Run) -> None:
+    assert airflow_run.record.dag_count == len(list(DAGS.glob("*.py")))
+    exported = series(airflow_run.bridge, "airflow_dagbag_size")
+    assert exported == {frozenset(): float(airflow_run.record.dag_count)}
+
+
+def test_pool_slots_match_airflows_idle_pool(airflow_run: Run) -> None:
+    pool = airflow_run.api.get(f"/pools/{POOL}")
+    assert pool["running_slots"] == pool["queued_slots"] == 0, pool  # every run has finished
+    labels = frozenset({("pool", POOL)})
+
+    def exported() -> tuple[float | None, float | None]:
+        return (
+            series(airflow_run.bridge, "airflow_pool_open_slots").get(labels),
+            series(airflow_run.bridge, "airflow_pool_running_slots").get(labels),
+        )
+
+    # the gauges are sent every few seconds: wait for the first after the runs
+    wanted = (float(pool["open_slots"]), float(pool["running_slots"]))
+    wait_until(
+        f"the pool gauges to read {wanted}",
+        lambda: exported() == wanted,
+        GAUGE_TIMEOUT,
+        0.5,
+        lambda: f"aerostat exports {exported()}",
+    )
+    open_slots, running_slots = exported()
+    assert open_slots is not None and running_slots is not None
+    assert open_slots + running_slots == pool["slots"] == 2
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("airflow_ti_finish_total", id="ti-finish"),
+        pytest.param("airflow_pool_open_slots", id="pool-open-slots"),
+        pytest.param("airflow_pool_running_slots", id="pool-running-slots"),
+    ],
+)
+def test_untagged_twins_are_dropped(airflow_run: Run, name: str) -> None:
+    exported = series(airflow_run.bridge, name)
+    assert exported, f"no {name} at all"
+    assert all(labels for labels in exported), f"an unlabelled {name} beside the labelled ones"
+    assert airflow_run.bridge.counter("statsd_exporter_events_actions_total", action="drop") > 0
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("airflow_ti_finish_total", id="ti-finish"),
+        pytest.param("airflow_dagrun_duration_seconds_count", id="dagrun-duration"),
+    ],
+)
+def test_no_series_of_dags_airflow_does_not_know(airflow_run: Run, name: str) -> None:
+    known = {dag["dag_id"] for dag in airflow_run.api.collection("/dags", "dags")}
+    exported = {dict(labels).get("dag_id") for labels in series(airflow_run.bridge, name)}
+    assert exported == known == set(DAG_IDS)
