@@ -13,7 +13,7 @@ from prometheus_client import generate_latest as generate_text
 from aerostat.events import Reason
 from aerostat.expose.exposition import render_store
 from aerostat.expose.telemetry import Telemetry, TelemetryCollector
-from aerostat.mapper import Mapper, MappingConfig
+from aerostat.mapper import Mapper, MappingConfig, Rule
 from aerostat.parse import Dialects, parse_line
 from aerostat.pipeline import Pipeline, resolve
 from aerostat.store import Refusal, Store
@@ -71,7 +71,7 @@ class LineExplainer:
         return report
 
 
-def _rule_text(rule: Any) -> str | None:
+def _rule_text(rule: Rule | None) -> str | None:
     if rule is None:
         return None
     return f"{rule.match} (mapping {rule.index + 1}, line {rule.line})"
