@@ -13,10 +13,14 @@ import signal
 import sys
 from collections.abc import Sequence
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from aerostat import __version__
 from aerostat.errors import AerostatError
 from aerostat.parse import Dialects
+
+if TYPE_CHECKING:
+    from aerostat.pipeline import BuiltIn
 
 log = logging.getLogger("aerostat")
 
@@ -144,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
                            default=None, metavar="VALUE",
                            help="Accepted for compatibility with statsd_exporter; "
                            "no effect (aerostat has no internal queue).")
+    _add_airflow_flag(serve)
     serve.add_argument("--check-config", dest="check_config", action="store_true",
                        help="Check the mapping configuration and exit.")
     _add_logging_flags(serve)
@@ -153,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     map_command.add_argument("--config", default=None, help="Mapping configuration file.")
     map_command.add_argument("--json", action="store_true", help="One JSON object per line.")
+    _add_airflow_flag(map_command)
     _add_dialect_flags(map_command)
     map_command.add_argument("lines", nargs="*", metavar="LINE")
 
@@ -161,12 +167,28 @@ def build_parser() -> argparse.ArgumentParser:
         "and print the exposition."
     )
     replay.add_argument("--config", default=None, help="Mapping configuration file.")
+    _add_airflow_flag(replay)
     _add_dialect_flags(replay)
     replay.add_argument("files", nargs="+", metavar="FILE")
 
     check = commands.add_parser("check-config", help="Validate a mapping configuration file.")
     check.add_argument("file", metavar="FILE")
     return parser
+
+
+def _add_airflow_flag(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--airflow", action="store_true",
+        help="Map Apache Airflow's metrics with the built-in mapping (under the mapping "
+        "file, whose rules win), tell deployments apart and count each event once.")
+
+
+def _built_in(args: argparse.Namespace) -> BuiltIn | None:
+    if not args.airflow:
+        return None
+    from aerostat.airflow import airflow_built_in
+
+    return airflow_built_in()
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -186,7 +208,7 @@ def _serve(args: argparse.Namespace) -> int:
     # the flags' dest names are ServerOptions' field names
     given = {field.name: getattr(args, field.name) for field in dataclasses.fields(ServerOptions)
              if hasattr(args, field.name)}
-    server = Server(ServerOptions(**given, dialects=_dialects(args)))
+    server = Server(ServerOptions(**given, dialects=_dialects(args), built_in=_built_in(args)))
     server.start()
 
     def on_stop(signum: int, frame: FrameType | None) -> None:
@@ -220,7 +242,7 @@ def _map(args: argparse.Namespace) -> int:
     from aerostat.offline import LineExplainer, describe
     from aerostat.server import load_config
 
-    explainer = LineExplainer(load_config(args.config), _dialects(args))
+    explainer = LineExplainer(load_config(args.config), _dialects(args), _built_in(args))
     for line in _read_lines(args):
         report = explainer.explain(line)
         if args.json:
@@ -246,7 +268,7 @@ def _replay(args: argparse.Namespace) -> int:
             datagrams.extend(read_datagrams(text))
         except ValueError as error:
             raise AerostatError(str(error), source=path) from None
-    sys.stdout.write(replay(datagrams, config, _dialects(args)))
+    sys.stdout.write(replay(datagrams, config, _dialects(args), _built_in(args)))
     return 0
 
 

@@ -15,7 +15,7 @@ from aerostat.expose.exposition import render_store
 from aerostat.expose.telemetry import Telemetry, TelemetryCollector
 from aerostat.mapper import Mapper, MappingConfig, Rule
 from aerostat.parse import Dialects, parse_line
-from aerostat.pipeline import Pipeline, resolve
+from aerostat.pipeline import BuiltIn, Frontend, Pipeline, resolve
 from aerostat.store import Refusal, Store
 
 
@@ -23,8 +23,12 @@ class LineExplainer:
     """Explains lines in order against one store, so that a type conflict
     between two lines of the same input shows up as it would in a server."""
 
-    def __init__(self, config: MappingConfig, dialects: Dialects) -> None:
-        self.mapper = Mapper(config, cache_size=0)
+    def __init__(
+        self, config: MappingConfig, dialects: Dialects, built_in: BuiltIn | None = None
+    ) -> None:
+        self.mapper = Mapper(config, cache_size=0) if built_in is None else built_in.mapper(
+            config, cache_size=0)
+        self.frontend: Frontend | None = None if built_in is None else built_in.frontend()
         self.store = Store()
         self.dialects = dialects
 
@@ -42,10 +46,21 @@ class LineExplainer:
         if line and not parsed.events and not errors:
             errors.append("no_sample")
         for event in parsed.events:
+            if self.frontend is not None:
+                event = self.frontend.prepare(event)
             resolution = resolve(event, self.mapper)
             rule = resolution.rule
             if resolution.dropped:
                 errors.append("dropped")
+                report["rule"] = _rule_text(rule)
+                continue
+            if (
+                self.frontend is not None
+                and rule is not None
+                and rule.origin is not None
+                and not self.frontend.admit(resolution.event, rule, None)[0]
+            ):
+                errors.append("dropped_twin")
                 report["rule"] = _rule_text(rule)
                 continue
             if resolution.error is not None:
@@ -74,6 +89,8 @@ class LineExplainer:
 def _rule_text(rule: Rule | None) -> str | None:
     if rule is None:
         return None
+    if rule.origin is not None and rule.line == 0:
+        return f"{rule.match} (built-in Airflow mapping: {rule.origin})"
     return f"{rule.match} (mapping {rule.index + 1}, line {rule.line})"
 
 
@@ -91,6 +108,9 @@ def describe(report: dict[str, Any]) -> str:
         why = report["error"]
         if why == "dropped":
             why = f"dropped by {report.get('rule')}"
+        elif why == "dropped_twin":
+            why = ("dropped: Airflow sends this event twice and the other form counts it "
+                   f"({report.get('rule')})")
         lines.append(f"  refused: {why}")
     return "\n".join(lines)
 
@@ -116,15 +136,20 @@ def read_datagrams(text: str) -> Iterator[tuple[float, bytes]]:
 
 
 def replay(
-    datagrams: Iterable[tuple[float, bytes]], config: MappingConfig, dialects: Dialects
+    datagrams: Iterable[tuple[float, bytes]],
+    config: MappingConfig,
+    dialects: Dialects,
+    built_in: BuiltIn | None = None,
 ) -> str:
     """Feeds datagrams through a fresh store; returns the text exposition a
     scrape would return after them (statsd metrics and the exporter's own
     counters, without process metrics that would differ run to run)."""
     telemetry = Telemetry()
-    telemetry.loaded_mappings = len(config.rules)
+    mapper = Mapper(config) if built_in is None else built_in.mapper(config)
+    telemetry.loaded_mappings = len(mapper.rules)
     store = Store()
-    pipeline = Pipeline(Mapper(config), store, telemetry, dialects)
+    frontend = None if built_in is None else built_in.frontend()
+    pipeline = Pipeline(mapper, store, telemetry, dialects, frontend=frontend)
     start = 1_000_000.0  # any origin above zero: the store treats 0 as "never"
     now = start
     for offset, datagram in datagrams:

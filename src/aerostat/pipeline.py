@@ -8,16 +8,18 @@ benchmarks/ and the README for the figures)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from itertools import repeat
+from typing import Protocol
 
 from aerostat.events import Event, Kind, Reason
 from aerostat.expose.telemetry import Telemetry
 from aerostat.logs import RateLimited
-from aerostat.mapper import Action, Mapper, ObserverType, Rule, SenderPolicy
+from aerostat.mapper import Action, Mapper, MappingConfig, ObserverType, Rule, SenderPolicy
 from aerostat.names import escape_metric_name
 from aerostat.parse import Dialects, parse_line
 from aerostat.store import (
@@ -63,11 +65,44 @@ class Resolution:
     cacheable: bool = True
 
 
+class Frontend(Protocol):
+    """What the stages cannot know about one kind of sender (Airflow: see
+    aerostat.airflow): it may rewrite an event before mapping (a deployment
+    named in the prefix becomes a label), and refuse a mapped event that
+    repeats one it already let through (a name Airflow sends twice).
+
+    Lines it admitted or refused are cached like any other; when what it
+    learned overturns earlier verdicts it bumps ``generation``, and the
+    pipeline forgets its line cache."""
+
+    generation: int
+
+    def prepare(self, event: Event) -> Event: ...
+
+    def admit(self, event: Event, rule: Rule, sender: Hashable) -> tuple[bool, bool]:
+        """Whether to keep the event, and whether the verdict may be cached
+        with its line."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltIn:
+    """A built-in mapping that sits under the user's file, and the frontend
+    that goes with it (``aerostat serve --airflow``)."""
+
+    config: MappingConfig
+    frontend: Callable[[], Frontend]
+
+    def mapper(self, user: MappingConfig, cache_size: int = 1000) -> Mapper:
+        return Mapper(user, cache_size, base=Mapper(self.config, cache_size=0))
+
+
 def resolve(event: Event, mapper: Mapper, sender: Hashable = None) -> Resolution:
     """The metric family, labels and final value an event maps to, or why it
     goes nowhere. Touches no state but the mapper's cache."""
+    cacheable = True
     match = mapper.map(event.name, event.kind)
-    defaults = mapper.config.defaults
+    defaults = mapper.defaults
     if match is None:
         rule = None
         name = escape_metric_name(event.name)
@@ -81,15 +116,20 @@ def resolve(event: Event, mapper: Mapper, sender: Hashable = None) -> Resolution
         if rule.action is Action.DROP:
             return Resolution(event, rule, dropped=True)
         name = match.name
-        if rule.honor_labels:
-            labels = {**match.labels, **event.labels}
-        else:
-            labels = {**event.labels, **match.labels}
+        tags = event.labels
+        if rule.label_renames:
+            renames = dict(rule.label_renames)
+            tags = {renames.get(key, key): value for key, value in tags.items()}
+        labels = {**match.labels, **tags} if rule.honor_labels else {**tags, **match.labels}
+        if rule.counter_as_gauge and event.kind is Kind.COUNTER:
+            # the line's bytes say "counter" but the update is relative to a
+            # gauge, which the line cache's gauge op cannot express
+            event = Event(Kind.GAUGE, event.name, event.value, event.labels, relative=True)
+            cacheable = False
         observer_type, histogram, summary = rule.observer_type, rule.histogram, rule.summary
         ttl, help_text = rule.ttl, rule.help
         scale = 1.0 if rule.scale is None else rule.scale
     senders: str | None = None
-    cacheable = True
     if rule is not None and rule.senders is not None:
         if rule.sender_label is not None and rule.sender_label in event.labels:
             sender, cacheable = event.labels[rule.sender_label], False
@@ -170,8 +210,11 @@ class Pipeline:
         dialects: Dialects | None = None,
         line_cache_size: int = 100_000,
         default_ttl: float = 0.0,
+        frontend: Frontend | None = None,
     ) -> None:
         self.mapper = mapper
+        self.frontend = frontend
+        self._frontend_generation = 0 if frontend is None else frontend.generation
         self.store = store
         self.telemetry = telemetry
         self.dialects = dialects or Dialects()
@@ -204,7 +247,7 @@ class Pipeline:
     def needs_senders(self) -> bool:
         """Whether a rule wants to know who sent a line (then the server
         reads source addresses, which costs a little per datagram)."""
-        return any(rule.senders is not None for rule in self.mapper.config.rules)
+        return any(rule.senders is not None for rule in self.mapper.rules)
 
     def feed(self, data: bytes, now: float, sender: Hashable = None) -> None:
         """One datagram, or a chunk of complete lines."""
@@ -321,6 +364,11 @@ class Pipeline:
         landed = None
         for event in parsed.events:
             landed = self.apply(event, now, sender)
+        frontend = self.frontend
+        if frontend is not None and frontend.generation != self._frontend_generation:
+            self._frontend_generation = frontend.generation
+            self.forget()
+            return
         if landed is not None and parsed.samples == 1 and not parsed.errors:
             op, series, scale, mapped, cacheable = landed
             if not cacheable:
@@ -340,14 +388,31 @@ class Pipeline:
         scale, whether a rule mapped it and whether the line may be cached."""
         telemetry = self.telemetry
         telemetry.events[event.kind] += 1
+        frontend = self.frontend
+        rescaled = False
+        if frontend is not None:
+            prepared = frontend.prepare(event)
+            # a value the frontend corrected cannot be cached by its bytes
+            rescaled = prepared.value != event.value
+            event = prepared
         resolution = resolve(event, self.mapper, sender)
+        if rescaled:
+            resolution = dataclasses.replace(resolution, cacheable=False)
         if resolution.rule is None:
             telemetry.events_unmapped += 1
         elif resolution.dropped:
             telemetry.actions[Action.DROP.value] += 1
             return (_DROP, None, 1.0, True, True)
+        elif frontend is not None and resolution.rule.origin is not None:
+            keep, cacheable = frontend.admit(resolution.event, resolution.rule, sender)
+            if not keep:
+                telemetry.actions[Action.DROP.value] += 1
+                return (_DROP, None, 1.0, True, cacheable)
+            if not cacheable:
+                resolution = dataclasses.replace(resolution, cacheable=False)
         else:
             telemetry.actions[Action.MAP.value] += 1
+        event = resolution.event
         if resolution.error is not None:
             if resolution.error in (Reason.EMPTY_METRIC_NAME, Reason.ILLEGAL_NEGATIVE_COUNTER):
                 telemetry.events_error[resolution.error] += 1

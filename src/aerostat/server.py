@@ -29,7 +29,7 @@ from aerostat.expose.http import Endpoints, HttpServer
 from aerostat.expose.telemetry import Telemetry, TelemetryCollector
 from aerostat.mapper import Mapper, MappingConfig, load_mapping_config
 from aerostat.parse import Dialects
-from aerostat.pipeline import Pipeline
+from aerostat.pipeline import BuiltIn, Pipeline
 from aerostat.store import Store
 from aerostat.wire import (
     LineAssembler,
@@ -92,6 +92,7 @@ class ServerOptions:
     max_series: int = 500_000
     relay_address: str = ""
     relay_packet_length: int = 1400
+    built_in: BuiltIn | None = None  # --airflow: aerostat.airflow's mapping
 
 
 def load_config(path: str | None) -> MappingConfig:
@@ -117,9 +118,9 @@ class Server:
         self.relay: Relay | None = None
         config = load_config(options.mapping_config)
         self.telemetry = Telemetry()
-        self.telemetry.loaded_mappings = len(config.rules)
         self.registry = CollectorRegistry(auto_describe=False)
-        self.mapper = Mapper(config, options.cache_size)
+        self.mapper = self._mapper(config)
+        self.telemetry.loaded_mappings = len(self.mapper.rules)
         self.store = Store(max_series=options.max_series)
         self.pipeline = Pipeline(
             self.mapper,
@@ -128,6 +129,7 @@ class Server:
             options.dialects,
             options.line_cache_size,
             default_ttl=options.ttl,
+            frontend=None if options.built_in is None else options.built_in.frontend(),
         )
         self.registry.register(
             TelemetryCollector(
@@ -193,6 +195,12 @@ class Server:
         self._refusals_reported: dict[str, int] = {}
         self._next_refusal_report = 0.0
         self.http: HttpServer | None = None
+
+    def _mapper(self, config: MappingConfig) -> Mapper:
+        built_in = self.options.built_in
+        if built_in is None:
+            return Mapper(config, self.options.cache_size)
+        return built_in.mapper(config, self.options.cache_size)
 
     def _relay_stat(self, name: str) -> dict[str, float]:
         relay = self.relay
@@ -453,9 +461,9 @@ class Server:
             self.telemetry.config_reloads["failure"] += 1
             log.error("Error reloading config: %s", error)
             return str(error)
-        self.mapper = Mapper(config, self.options.cache_size)
+        self.mapper = self._mapper(config)
         self.pipeline.set_mapper(self.mapper)
-        self.telemetry.loaded_mappings = len(config.rules)
+        self.telemetry.loaded_mappings = len(self.mapper.rules)
         self.telemetry.config_reloads["success"] += 1
         log.info("Reloaded mapping config", extra={"fields": {"mappings": len(config.rules)}})
         return None

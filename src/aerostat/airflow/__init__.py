@@ -1,1 +1,22 @@
-"""Airflow knowledge, as data. The bridge's core never imports this package."""
+"""Airflow knowledge, as data: the catalog of what Airflow sends, the
+built-in mapping generated from it, and the frontend that tells deployments
+apart and counts each event once. The bridge's core never imports this
+package; cli.py hands its parts to the server."""
+
+from aerostat.airflow.frontend import AirflowFrontend
+from aerostat.airflow.mapping import AirflowMetric, airflow_mapping, airflow_metrics
+from aerostat.pipeline import BuiltIn
+
+
+def airflow_built_in() -> BuiltIn:
+    """What ``--airflow`` adds: the mapping and a frontend per pipeline."""
+    return BuiltIn(airflow_mapping(), AirflowFrontend)
+
+
+__all__ = [
+    "AirflowFrontend",
+    "AirflowMetric",
+    "airflow_built_in",
+    "airflow_mapping",
+    "airflow_metrics",
+]

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from aerostat.events import Kind
 from aerostat.mapper.glob import GlobIndex
-from aerostat.mapper.rules import MappingConfig, Match, MatchType, Rule
+from aerostat.mapper.rules import Defaults, MappingConfig, Match, MatchType, Rule
 from aerostat.mapper.template import compile_glob_template, compile_regex_template
 from aerostat.names import escape_metric_name
 
@@ -79,6 +79,7 @@ class Mapper:
     """
 
     __slots__ = (
+        "_base",
         "_cache",
         "_cache_size",
         "_glob_expanders",
@@ -87,10 +88,23 @@ class Mapper:
         "cache_gets",
         "cache_hits",
         "config",
+        "defaults",
     )
 
-    def __init__(self, config: MappingConfig, cache_size: int = 1000) -> None:
+    def __init__(
+        self, config: MappingConfig, cache_size: int = 1000, base: Mapper | None = None
+    ) -> None:
         self.config = config
+        # a built-in mapping under the user's: asked only for names the
+        # user's rules leave unmatched, so a user rule can rename or drop
+        # anything the base maps
+        self._base = base
+        # a user file without a defaults section keeps the base's
+        self.defaults: Defaults = (
+            base.defaults
+            if base is not None and config.defaults == MappingConfig.empty().defaults
+            else config.defaults
+        )
         self.cache_gets = 0
         self.cache_hits = 0
         self._cache: OrderedDict[tuple[str, Kind], Match | None] = OrderedDict()
@@ -112,6 +126,17 @@ class Mapper:
     @property
     def cache_length(self) -> int:
         return len(self._cache)
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        """Every rule a name can meet: the user's, then the base's."""
+        if self._base is None:
+            return self.config.rules
+        return self.config.rules + self._base.rules
+
+    def with_config(self, config: MappingConfig) -> Mapper:
+        """A mapper for a reloaded user file over the same base."""
+        return Mapper(config, self._cache_size, self._base)
 
     def map(self, name: str, kind: Kind) -> Match | None:
         """The rule ``name`` of ``kind`` falls under, expanded; None when no
@@ -145,4 +170,6 @@ class Mapper:
             matched = regex.search(name)
             if matched is not None:
                 return regex.expander.expand((matched.group(0), *matched.groups("")))
+        if self._base is not None:
+            return self._base._lookup(name, kind)
         return None

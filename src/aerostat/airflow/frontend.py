@@ -1,0 +1,135 @@
+"""What aerostat learns from an Airflow deployment's traffic, to count each
+event once and to tell deployments apart (the pipeline's Frontend).
+
+Deployments: ``statsd_prefix = airflow.<deployment>`` (or ``<deployment>``)
+puts the deployment's name before the metric; it is moved into a
+``deployment`` label and the name continues as ``airflow.<metric>``. A
+DogStatsD constant tag ``deployment:<name>`` does the same without a prefix.
+
+Twins: Airflow sends most events twice, under a dotted legacy name with the
+identifiers inside (``ti.finish.<dag>.<task>.<state>``) and under a tagged
+name (``ti.finish``) whose identifiers travel as tags, or are lost in plain
+StatsD. Which one is worth keeping depends on the deployment's settings,
+which the traffic shows:
+* a tagged name that arrives with its tags proves tags flow: from then on
+  the legacy twin of that deployment is dropped (3.2+ with
+  ``legacy_names_on = False`` sends no legacy twin at all);
+* a legacy name that arrives with tags of its own proves the same (2.x sends
+  some legacy names fully tagged; 3.3 adds the tags the name does not hold);
+* a tagged name without tags, in a deployment that sends legacy names, is
+  dropped: it is the same event as its legacy twin with the identifiers
+  lost (some twins, such as dagrun.dependency-check, come tagged name first,
+  so the proof is any legacy name of the deployment, not only this metric's).
+A verdict that this learning overturns is forgotten from the line cache.
+In tagged modes, legacy lines that arrive before any proof are kept: at most
+the first event of such a metric per deployment counts twice at start-up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+from aerostat.airflow import knowledge
+from aerostat.airflow.mapping import PREFIX, TWIN_LEGACY, TWIN_TAGGED, airflow_metrics, known_roots
+from aerostat.events import Event
+from aerostat.mapper import Rule
+
+DEPLOYMENT = "deployment"
+_LAST_DURATION = f"{PREFIX}.dag_processing.last_duration"
+
+
+class AirflowFrontend:
+    """Learns per deployment; one instance per pipeline."""
+
+    def __init__(self) -> None:
+        self.generation = 0
+        self._roots, self._root_patterns = known_roots()
+        self._tags_of = {
+            metric.key: frozenset(tag for entry in metric.entries for tag in entry.tags)
+            for metric in airflow_metrics()
+        }
+        self._deployments: set[str] = set()  # learned from known metric names
+        self._tagged: set[str] = set()  # deployments whose tags flow
+        self._legacy: set[str] = set()  # deployments that send legacy names
+        self._tagged_metrics: set[tuple[str, str]] = set()
+        self._legacy_metrics: set[tuple[str, str]] = set()
+        self._last_repeat: dict[tuple[Hashable, str], float] = {}
+
+    def _is_root(self, component: str) -> bool:
+        return component in self._roots or self._root_patterns.fullmatch(component) is not None
+
+    def prepare(self, event: Event) -> Event:
+        name, labels = self._deployment(event)
+        value = event.value
+        if name == _LAST_DURATION and ("bundle_name" in labels or "file_name" not in labels):
+            # 3.2+ sends seconds as milliseconds; 2.x's tagged form (file_name
+            # alone) was right; plain 3.2+ without legacy names sends no tags
+            value *= 1000.0
+        if name is event.name and value == event.value:
+            return event
+        return Event(event.kind, name, value, labels, event.relative)
+
+    def _deployment(self, event: Event) -> tuple[str, dict[str, str]]:
+        """The name without a deployment, and the labels with it."""
+        parts = event.name.split(".", 2)
+        if len(parts) < 3:
+            return event.name, event.labels
+        first, second, rest = parts
+        if first == PREFIX and self._is_root(second):
+            return event.name, event.labels
+        known = second in self._deployments
+        if first == PREFIX and (known or self._is_root(rest.split(".", 1)[0])):
+            deployment = second
+        elif first != PREFIX and self._is_root(second):
+            deployment, rest = first, f"{second}.{rest}"
+        else:
+            return event.name, event.labels
+        self._deployments.add(deployment)
+        labels = event.labels
+        if DEPLOYMENT not in labels:
+            labels = {**labels, DEPLOYMENT: deployment}
+        return f"{PREFIX}.{rest}", labels
+
+    def admit(self, event: Event, rule: Rule, sender: Hashable) -> tuple[bool, bool]:
+        key = rule.origin or ""
+        deployment = event.labels.get(DEPLOYMENT, "")
+        tagged = any(tag in event.labels for tag in self._tags_of.get(key, ()))
+        if rule.twin == TWIN_TAGGED:
+            if tagged:
+                self._learn_tagged(deployment, key)
+                return True, True
+            if deployment in self._legacy or (deployment, key) in self._legacy_metrics:
+                return False, True
+            return True, True
+        if rule.twin == TWIN_LEGACY:
+            if tagged:
+                self._learn_tagged(deployment, key)
+                return False, True
+            if (deployment, key) not in self._legacy_metrics:
+                self._legacy_metrics.add((deployment, key))
+                self._legacy.add(deployment)
+                self.generation += 1  # the untagged twin, if kept so far, goes
+            proven = (deployment, key) in self._tagged_metrics or (
+                deployment in self._tagged and key not in knowledge.TWIN_PROVEN_PER_METRIC
+            )
+            if proven:
+                return False, True
+            if key in knowledge.REPEATED_LEGACY:
+                return self._first_of_repeat(sender, event), False
+        return True, True
+
+    def _learn_tagged(self, deployment: str, key: str) -> None:
+        if (deployment, key) in self._tagged_metrics:
+            return
+        self._tagged_metrics.add((deployment, key))
+        self._tagged.add(deployment)
+        self.generation += 1
+
+    def _first_of_repeat(self, sender: Hashable, event: Event) -> bool:
+        """False for the second of two identical lines from one sender."""
+        slot = (sender, event.name)
+        if self._last_repeat.get(slot) == event.value:
+            del self._last_repeat[slot]
+            return False
+        self._last_repeat[slot] = event.value
+        return True

@@ -1,0 +1,278 @@
+"""The built-in Airflow mapping, generated from the catalog and knowledge.py:
+one Prometheus metric per Airflow metric, whatever the release, the emission
+mode (plain, InfluxDB or DogStatsD tags) and whether the dotted legacy twin is
+sent.
+
+Every wire form of a metric becomes a rule:
+* the tagged name (``ti.finish``), an exact glob whose tags become labels,
+  renamed to the canonical label names;
+* a name with identifiers in it (``ti.finish.{dag_id}.{task_id}.{state}``):
+  a glob, and a regex for names whose identifiers hold dots (task groups
+  before 3.3); an identifier inside a component (``operator_failures_{x}``)
+  needs a regex from the start.
+Rules carry ``origin`` (the canonical key) and, for a metric sent twice,
+``twin`` ("tagged" or "legacy"); AirflowFrontend decides which twin counts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from functools import cache
+
+from aerostat.airflow import knowledge
+from aerostat.airflow.catalog import CatalogEntry, load_catalog
+from aerostat.events import Kind
+from aerostat.mapper import (
+    Action,
+    Defaults,
+    HistogramOptions,
+    MappingConfig,
+    MatchType,
+    ObserverType,
+    Rule,
+)
+from aerostat.mapper.rules import DEFAULT_HISTOGRAM, DEFAULT_SUMMARY
+
+PREFIX = "airflow"
+SOURCE = "<built-in Airflow mapping>"
+_VARIABLE = re.compile(r"\{(\w+)\}")
+_KINDS = {"counter": Kind.COUNTER, "gauge": Kind.GAUGE, "timer": Kind.OBSERVER}
+TWIN_TAGGED, TWIN_LEGACY = "tagged", "legacy"
+
+
+@dataclass(frozen=True, slots=True)
+class WireForm:
+    """One way a metric's name arrives, as a rule's match."""
+
+    match: str
+    match_type: MatchType
+    labels: tuple[tuple[str, str], ...]  # label → template ($1 ...)
+    twin: str | None
+    scale: float | None = None
+    pattern: str = ""  # the catalog pattern it came from
+
+
+@dataclass(slots=True)
+class AirflowMetric:
+    """One Prometheus metric of the built-in mapping."""
+
+    key: str
+    name: str
+    kind: Kind  # what Airflow sends
+    type: str  # what Prometheus sees: counter, gauge or histogram
+    help: str
+    labels: set[str] = field(default_factory=set)
+    renames: dict[str, str] = field(default_factory=dict)
+    forms: list[WireForm] = field(default_factory=list)
+    entries: list[CatalogEntry] = field(default_factory=list)
+
+    @property
+    def lines(self) -> list[str]:
+        return sorted({entry.line for entry in self.entries})
+
+
+def canonical_key(pattern: str) -> tuple[str, dict[str, str]]:
+    """The key of a catalog name, and the labels its renaming fixes."""
+    if pattern in knowledge.KEY_RENAMES:
+        return knowledge.KEY_RENAMES[pattern]
+    parts = [part for part in pattern.split(".") if not _VARIABLE.fullmatch(part)]
+    return ".".join(parts).replace("{job_name}", "job"), {}
+
+
+def label_for(variable: str) -> str:
+    return knowledge.LABELS.get(variable, variable)
+
+
+def prometheus_name(key: str, kind: Kind) -> str:
+    base = PREFIX + "_" + re.sub(r"[^a-zA-Z0-9_]", "_", key)
+    if kind is Kind.COUNTER and key not in knowledge.COUNTERS_AS_GAUGES:
+        return base + "_total"
+    if kind is Kind.OBSERVER:
+        return base if base.endswith("_seconds") else base + "_seconds"
+    return base + knowledge.UNIT_SUFFIXES.get(key, "")
+
+
+def _tag_renames(entry: CatalogEntry) -> dict[str, str]:
+    renames = {tag: knowledge.LABELS[tag] for tag in entry.tags if tag in knowledge.LABELS}
+    for tag, label in knowledge.LABELS_IF_ALONE.items():
+        if tag in entry.tags and label not in renames.values():
+            renames[tag] = label
+    return renames
+
+
+def _forms(pattern: str, fixed: dict[str, str], twin: str | None) -> list[WireForm]:
+    """The rules' matches for one wire pattern (without the prefix)."""
+    components = pattern.split(".")
+    variables = _VARIABLE.findall(pattern)
+    labels = dict(fixed)
+    if not variables:
+        return [WireForm(f"{PREFIX}.{pattern}", MatchType.GLOB, tuple(labels.items()), twin,
+                         pattern=pattern)]
+    whole = all(_VARIABLE.fullmatch(c) or not _VARIABLE.search(c) for c in components)
+    forms = []
+    if whole:
+        glob = ".".join("*" if _VARIABLE.fullmatch(c) else c for c in components)
+        for index, variable in enumerate(variables, start=1):
+            labels[label_for(variable)] = f"${index}"
+        forms.append(WireForm(f"{PREFIX}.{glob}", MatchType.GLOB, tuple(labels.items()), twin,
+                              pattern=pattern))
+        dotted = [v for v in knowledge.DOTTED_VARIABLES if v in variables]
+        if not dotted:
+            return forms
+        greedy = dotted[0]
+    else:
+        greedy = ""
+    regex = _regex(pattern, greedy)
+    regex_labels = dict(fixed)
+    for index, variable in enumerate(variables, start=1):
+        regex_labels[label_for(variable)] = f"${index}"
+    forms.append(WireForm(regex, MatchType.REGEX, tuple(regex_labels.items()), twin,
+                          pattern=pattern))
+    return forms
+
+
+def _regex(pattern: str, greedy: str) -> str:
+    out = []
+    for piece in re.split(r"(\{\w+\})", f"{PREFIX}.{pattern}"):
+        variable = _VARIABLE.fullmatch(piece)
+        if variable is None:
+            out.append(re.escape(piece))
+        elif variable.group(1) == greedy:
+            out.append("(.+)")
+        else:
+            out.append("(" + knowledge.VARIABLE_SYNTAX.get(variable.group(1), "[^.]+") + ")")
+    return "^" + "".join(out) + "$"
+
+
+def _metric_for(metrics: dict[str, AirflowMetric], entry: CatalogEntry) -> tuple[
+    AirflowMetric, dict[str, str]
+]:
+    key, fixed = canonical_key(entry.name)
+    kind = _KINDS[entry.type]
+    metric = metrics.get(key)
+    if metric is None:
+        if kind is Kind.OBSERVER:
+            prom_type = "histogram"
+        elif kind is Kind.COUNTER and key not in knowledge.COUNTERS_AS_GAUGES:
+            prom_type = "counter"
+        else:
+            prom_type = "gauge"
+        metric = AirflowMetric(
+            key, prometheus_name(key, kind), kind, prom_type,
+            knowledge.HELP_OVERRIDES.get(key, entry.description),
+        )
+        metrics[key] = metric
+    return metric, fixed
+
+
+@cache
+def airflow_metrics() -> tuple[AirflowMetric, ...]:
+    """Every metric of the built-in mapping, 3.x entries first so that their
+    descriptions win."""
+    metrics: dict[str, AirflowMetric] = {}
+    catalog = sorted(load_catalog(), key=lambda entry: entry.line != "3.x")
+    for entry in catalog:
+        metric, fixed = _metric_for(metrics, entry)
+        metric.entries.append(entry)
+        renames = _tag_renames(entry)
+        metric.renames.update(renames)
+        metric.labels.update(fixed)
+        metric.labels.update(renames.get(tag, tag) for tag in entry.tags)
+        metric.labels.update(label_for(v) for v in entry.variables + entry.legacy_variables)
+        has_twin = entry.legacy_name is not None and not entry.variables
+        _add_forms(metric, _forms(entry.name, fixed, TWIN_TAGGED if has_twin else None))
+        if entry.legacy_name is not None:
+            legacy = _forms(entry.legacy_name, fixed, TWIN_LEGACY if has_twin else None)
+            if entry.legacy_name in knowledge.SECONDS_ON_MS_WIRE:
+                legacy = [replace(form, scale=1000.0) for form in legacy]
+            _add_forms(metric, legacy)
+    # Airflow's job counters carry no job type (job_start for every job), so
+    # the only job_name values are "job" and "schedulerjobrunner"
+    return tuple(metrics.values())
+
+
+def _add_forms(metric: AirflowMetric, forms: Iterable[WireForm]) -> None:
+    for form in forms:
+        for index, known in enumerate(metric.forms):
+            if known.match == form.match:
+                # the same name listed by two entries (executor.open_slots.<Class>
+                # is both a 3.x legacy twin and an entry of its own): the twin wins
+                if known.twin is None and form.twin is not None:
+                    metric.forms[index] = form
+                break
+        else:
+            metric.forms.append(form)
+
+
+def _rule(metric: AirflowMetric, form: WireForm, index: int) -> Rule:
+    policy = knowledge.SENDERS.get(metric.key)
+    if metric.type == "histogram":
+        histogram = HistogramOptions(
+            knowledge.buckets_for(metric.key),
+            DEFAULT_HISTOGRAM.native_histogram_bucket_factor,
+            DEFAULT_HISTOGRAM.native_histogram_max_buckets,
+        )
+    else:
+        histogram = DEFAULT_HISTOGRAM
+    return Rule(
+        index=index,
+        line=0,
+        match=form.match,
+        match_type=form.match_type,
+        name=metric.name,
+        labels=form.labels,
+        match_metric_type=metric.kind,
+        action=Action.MAP,
+        help=metric.help,
+        observer_type=ObserverType.HISTOGRAM,
+        histogram=histogram,
+        summary=DEFAULT_SUMMARY,
+        ttl=0.0,
+        honor_labels=False,
+        scale=form.scale,
+        senders=policy,
+        sender_ttl=(
+            knowledge.HEARTBEAT_TTL if metric.key in knowledge.HEARTBEATS
+            else knowledge.GAUGE_SENDER_TTL
+        ),
+        label_renames=tuple(sorted(metric.renames.items())),
+        counter_as_gauge=metric.key in knowledge.COUNTERS_AS_GAUGES,
+        origin=metric.key,
+        twin=form.twin,
+    )
+
+
+def _specificity(form: WireForm) -> tuple[int, int, int]:
+    """Exact names first, then globs with fewer stars; regexes keep their
+    generation order but the longest literal start goes first."""
+    if form.match_type is MatchType.GLOB:
+        return (0, form.match.count("*"), 0)
+    literal = re.match(r"\^((?:\\.|[^\\(])*)", form.match)
+    return (1, 0, -len(literal.group(1)) if literal else 0)
+
+
+@cache
+def airflow_mapping() -> MappingConfig:
+    """The built-in mapping, as rules for the Mapper."""
+    forms = [(metric, form) for metric in airflow_metrics() for form in metric.forms]
+    forms.sort(key=lambda pair: _specificity(pair[1]))
+    rules = tuple(_rule(metric, form, index) for index, (metric, form) in enumerate(forms))
+    defaults = Defaults(observer_type=ObserverType.HISTOGRAM)
+    return MappingConfig(defaults, rules, SOURCE)
+
+
+def known_roots() -> tuple[frozenset[str], re.Pattern[str]]:
+    """The first components of every Airflow name: what follows a prefix.
+    Names whose first component holds an identifier come as a regex."""
+    plain: set[str] = set()
+    patterns: set[str] = set()
+    for metric in airflow_metrics():
+        for form in metric.forms:
+            first = form.pattern.split(".", 1)[0]
+            if _VARIABLE.search(first):
+                patterns.add(_regex(first, "").removeprefix("^airflow\\.").removesuffix("$"))
+            else:
+                plain.add(first)
+    return frozenset(plain), re.compile("|".join(sorted(patterns)))
