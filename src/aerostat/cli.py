@@ -173,6 +173,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check-config", help="Validate a mapping configuration file.")
     check.add_argument("file", metavar="FILE")
+
+    airflow = commands.add_parser("airflow", help="The built-in Airflow mapping, for others.")
+    airflow_commands = airflow.add_subparsers(dest="airflow_command", required=True)
+    export = airflow_commands.add_parser(
+        "mapping", help="Print the built-in mapping as a statsd_exporter mapping file.")
+    export.add_argument(
+        "--mode", choices=("plain", "tagged"), default="plain",
+        help="plain: Airflow's default StatsD (keeps the dotted names); tagged: "
+        "statsd_influxdb_enabled or statsd_datadog_enabled (keeps the tagged names).")
+    airflow_commands.add_parser(
+        "metrics", help="Print the list of exported Airflow metrics (Markdown).")
     return parser
 
 
@@ -181,6 +192,14 @@ def _add_airflow_flag(command: argparse.ArgumentParser) -> None:
         "--airflow", action="store_true",
         help="Map Apache Airflow's metrics with the built-in mapping (under the mapping "
         "file, whose rules win), tell deployments apart and count each event once.")
+    command.add_argument(
+        "--airflow.sender-ttl", dest="airflow_sender_ttl", type=_duration, default=60.0,
+        metavar="DURATION", help="With --airflow: how long a silent process's share of a "
+        "gauge that several processes report (executor slots, DAG counts) still counts.")
+    command.add_argument(
+        "--airflow.heartbeat-ttl", dest="airflow_heartbeat_ttl", type=_duration,
+        default=600.0, metavar="DURATION", help="With --airflow: how long a silent "
+        "process's heartbeat series stays exported, stopped, so that alerts on it fire.")
 
 
 def _built_in(args: argparse.Namespace) -> BuiltIn | None:
@@ -188,7 +207,7 @@ def _built_in(args: argparse.Namespace) -> BuiltIn | None:
         return None
     from aerostat.airflow import airflow_built_in
 
-    return airflow_built_in()
+    return airflow_built_in(args.airflow_sender_ttl, args.airflow_heartbeat_ttl)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -272,6 +291,16 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _airflow(args: argparse.Namespace) -> int:
+    from aerostat.airflow.export import metrics_markdown, statsd_exporter_mapping
+
+    if args.airflow_command == "mapping":
+        sys.stdout.write(statsd_exporter_mapping(args.mode))
+    else:
+        sys.stdout.write(metrics_markdown())
+    return 0
+
+
 def _check_config(args: argparse.Namespace) -> int:
     from aerostat.mapper import load_mapping_config
 
@@ -282,7 +311,8 @@ def _check_config(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"serve": _serve, "map": _map, "replay": _replay, "check-config": _check_config}
+    handlers = {"serve": _serve, "map": _map, "replay": _replay, "check-config": _check_config,
+                "airflow": _airflow}
     try:
         return handlers[args.command](args)
     except AerostatError as error:

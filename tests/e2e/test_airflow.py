@@ -1,5 +1,6 @@
 """End to end with a real Apache Airflow: `airflow standalone` sends its
-StatsD to an in-process aerostat, runs the three DAGs of the shipped capture
+StatsD to an in-process aerostat with the built-in Airflow mapping
+(`--airflow`), runs the three DAGs of the shipped capture
 once each, and what aerostat exports must agree with Airflow's own record of
 those runs, read through Airflow's REST API.
 
@@ -21,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from aerostat.airflow import airflow_built_in
 from bridge import Bridge, running_bridge
 from e2e.airflow_env import (
     AIRFLOW_VERSION,
@@ -44,41 +46,6 @@ STARTUP_TIMEOUT = 180.0  # API server, scheduler, triggerer and DAG processor up
 RUNS_TIMEOUT = 360.0  # the slowest run (demo_sensor_pool) takes about 75 s
 GAUGE_TIMEOUT = 30.0  # the scheduler sends pool gauges every 5 s
 
-MAPPING = """\
-mappings:
-- match: "airflow.ti.finish.*.*.*"
-  name: "airflow_ti_finish_total"
-  labels:
-    dag_id: "$1"
-    task_id: "$2"
-    state: "$3"
-- match: "airflow.dagrun.duration.*.*"
-  name: "airflow_dagrun_duration_seconds"
-  observer_type: histogram
-  labels:
-    state: "$1"
-    dag_id: "$2"
-- match: "airflow.dagbag_size"
-  name: "airflow_dagbag_size"
-- match: "airflow.pool.open_slots.*"
-  name: "airflow_pool_open_slots"
-  labels:
-    pool: "$1"
-- match: "airflow.pool.running_slots.*"
-  name: "airflow_pool_running_slots"
-  labels:
-    pool: "$1"
-# the untagged twins Airflow sends beside each of the legacy names above
-- match: "airflow.ti.finish"
-  name: "dropped"
-  action: drop
-- match: "airflow.pool.open_slots"
-  name: "dropped"
-  action: drop
-- match: "airflow.pool.running_slots"
-  name: "dropped"
-  action: drop
-"""
 
 Labels = frozenset[tuple[str, str]]
 
@@ -118,6 +85,7 @@ class Run:
     bridge: Bridge
     api: AirflowApi
     record: Record
+    env: dict[str, str]
 
 
 def read_record(api: AirflowApi) -> Record:
@@ -147,8 +115,6 @@ def airflow_run(
     run to its end; Airflow and aerostat keep running for the tests."""
     say = reporter(pytestconfig)
     work = tmp_path_factory.mktemp("airflow")
-    mapping = work / "mapping.yml"
-    mapping.write_text(MAPPING)
     home, dags = work / "home", work / "dags"
     home.mkdir()
     shutil.copytree(DAGS, dags, ignore=shutil.ignore_patterns("*.md", "*.toml", "__pycache__"))
@@ -158,7 +124,8 @@ def airflow_run(
         lines = log.read_text(errors="replace").splitlines() if log.exists() else []
         return "standalone's last lines:\n" + "\n".join(lines[-40:])
 
-    with running_bridge(mapping_config=str(mapping)) as bridge:
+    # what `aerostat serve --airflow` runs: the built-in mapping, nothing else
+    with running_bridge(built_in=airflow_built_in()) as bridge:
         api_port = free_port()
         env = airflow_env(airflow_venv, home, dags, bridge.udp_address[1], api_port)
         airflow = Airflow(airflow_venv, home, env)
@@ -199,7 +166,7 @@ def airflow_run(
             ]
             record = read_record(api)
             bridge.settle()
-            yield Run(bridge, api, record)
+            yield Run(bridge, api, record, env)
 
 
 def series(bridge: Bridge, name: str) -> dict[Labels, float]:
@@ -349,3 +316,62 @@ def test_no_series_of_dags_airflow_does_not_know(airflow_run: Run, name: str) ->
     known = {dag["dag_id"] for dag in airflow_run.api.collection("/dags", "dags")}
     exported = {dict(labels).get("dag_id") for labels in series(airflow_run.bridge, name)}
     assert exported == known == set(DAG_IDS)
+
+
+def test_task_instance_outcomes_match_airflows_final_states(airflow_run: Run) -> None:
+    """ti_successes and ti_failures count the tries that ended each way;
+    plain StatsD loses their tags, so the totals are what can be checked."""
+    record = airflow_run.record
+    operators = {(ti["dag_id"], ti["task_id"]): ti["operator"] for ti in record.task_instances}
+    succeeded = failed = 0
+    for (dag_id, _, task_id), attempts in record.tries.items():
+        for attempt in attempts:
+            # a retried try is kept as failed; a triggerer-ended deferral's
+            # success is the triggerer's, which sends no ti_successes
+            if attempt["state"] == "failed":
+                failed += 1
+            elif operators[(dag_id, task_id)] not in ENDS_IN_TRIGGERER:
+                succeeded += attempt["state"] == "success"
+    samples = airflow_run.bridge.samples()
+    assert samples[("airflow_ti_successes_total", frozenset())] == succeeded
+    assert samples[("airflow_ti_failures_total", frozenset())] == failed
+
+
+def test_each_airflow_process_has_its_own_heartbeat(airflow_run: Run) -> None:
+    """standalone runs one scheduler, one DAG processor and one triggerer:
+    each heartbeat metric has one series per process, labelled by sender."""
+    for name in ("airflow_scheduler_heartbeat_total", "airflow_dag_processor_heartbeat_total",
+                 "airflow_triggerer_heartbeat_total"):
+        exported = series(airflow_run.bridge, name)
+        assert len(exported) == 1, (name, exported)
+        (labels, beats), = exported.items()
+        assert dict(labels)["sender"].startswith("127.0.0.1:"), labels
+        assert beats > 0
+
+
+def test_executor_slots_are_the_one_schedulers(airflow_run: Run) -> None:
+    """With every run finished, all of LocalExecutor's slots are open: its
+    parallelism, as airflow_env sets it, from the one scheduler there is."""
+    parallelism = float(airflow_run.env["AIRFLOW__CORE__PARALLELISM"])
+    labels = frozenset({("executor", "LocalExecutor")})
+    wait_until(
+        "the executor gauges to show every slot open",
+        lambda: series(airflow_run.bridge, "airflow_executor_open_slots") == {labels: parallelism},
+        GAUGE_TIMEOUT,
+        0.5,
+        lambda: str(series(airflow_run.bridge, "airflow_executor_open_slots")),
+    )
+    assert series(airflow_run.bridge, "airflow_executor_running_tasks") == {labels: 0.0}
+    by_sender = series(airflow_run.bridge, "airflow_executor_open_slots_by_sender")
+    assert len(by_sender) == 1 and list(by_sender.values()) == [parallelism]
+
+
+def test_no_identifier_in_any_metric_name(airflow_run: Run) -> None:
+    # task ids that are plain words (load, extract) are words of metric names too
+    identifiers = set(DAG_IDS) | {POOL, "default_pool", "LocalExecutor"} | {
+        ti["task_id"] for ti in airflow_run.record.task_instances if "_" in ti["task_id"]
+    }
+    names = {sample for sample, _ in airflow_run.bridge.samples()}
+    assert all(name.startswith("airflow_") for name in names), names
+    leaking = {name for name in names for ident in identifiers if ident.lower() in name.lower()}
+    assert not leaking

@@ -3,14 +3,18 @@ built-in mapping generated from it, and the frontend that tells deployments
 apart and counts each event once. The bridge's core never imports this
 package; cli.py hands its parts to the server."""
 
+from aerostat.airflow import knowledge
 from aerostat.airflow.frontend import AirflowFrontend
 from aerostat.airflow.mapping import AirflowMetric, airflow_mapping, airflow_metrics
 from aerostat.pipeline import BuiltIn
 
 
-def airflow_built_in() -> BuiltIn:
+def airflow_built_in(
+    sender_ttl: float = knowledge.GAUGE_SENDER_TTL,
+    heartbeat_ttl: float = knowledge.HEARTBEAT_TTL,
+) -> BuiltIn:
     """What ``--airflow`` adds: the mapping and a frontend per pipeline."""
-    return BuiltIn(airflow_mapping(), AirflowFrontend)
+    return BuiltIn(airflow_mapping(sender_ttl, heartbeat_ttl), AirflowFrontend)
 
 
 __all__ = [

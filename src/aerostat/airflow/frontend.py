@@ -30,7 +30,14 @@ from __future__ import annotations
 from collections.abc import Hashable
 
 from aerostat.airflow import knowledge
-from aerostat.airflow.mapping import PREFIX, TWIN_LEGACY, TWIN_TAGGED, airflow_metrics, known_roots
+from aerostat.airflow.mapping import (
+    PREFIX,
+    TWIN_LEGACY,
+    TWIN_LEGACY_ALONE,
+    TWIN_TAGGED,
+    airflow_metrics,
+    known_roots,
+)
 from aerostat.events import Event
 from aerostat.mapper import Rule
 
@@ -71,17 +78,17 @@ class AirflowFrontend:
 
     def _deployment(self, event: Event) -> tuple[str, dict[str, str]]:
         """The name without a deployment, and the labels with it."""
-        parts = event.name.split(".", 2)
-        if len(parts) < 3:
+        first, _, after = event.name.partition(".")
+        second, _, rest = after.partition(".")
+        if not second:
             return event.name, event.labels
-        first, second, rest = parts
-        if first == PREFIX and self._is_root(second):
+        if first == PREFIX and (self._is_root(second) or not rest):
             return event.name, event.labels
         known = second in self._deployments
-        if first == PREFIX and (known or self._is_root(rest.split(".", 1)[0])):
+        if first == PREFIX and (known or self._is_root(rest.partition(".")[0])):
             deployment = second
         elif first != PREFIX and self._is_root(second):
-            deployment, rest = first, f"{second}.{rest}"
+            deployment, rest = first, after
         else:
             return event.name, event.labels
         self._deployments.add(deployment)
@@ -101,16 +108,18 @@ class AirflowFrontend:
             if deployment in self._legacy or (deployment, key) in self._legacy_metrics:
                 return False, True
             return True, True
-        if rule.twin == TWIN_LEGACY:
-            if tagged:
-                self._learn_tagged(deployment, key)
-                return False, True
+        if rule.twin in (TWIN_LEGACY, TWIN_LEGACY_ALONE):
+            if tagged and deployment not in self._tagged:
+                self._tagged.add(deployment)
+                self.generation += 1
             if (deployment, key) not in self._legacy_metrics:
                 self._legacy_metrics.add((deployment, key))
                 self._legacy.add(deployment)
                 self.generation += 1  # the untagged twin, if kept so far, goes
+            # a name some set-ups send alone goes only once its own tagged
+            # twin has shown up
             proven = (deployment, key) in self._tagged_metrics or (
-                deployment in self._tagged and key not in knowledge.TWIN_PROVEN_PER_METRIC
+                deployment in self._tagged and rule.twin == TWIN_LEGACY
             )
             if proven:
                 return False, True

@@ -154,10 +154,3 @@ SECONDS_ON_MS_WIRE = {"dag_processing.last_duration.{bundle_name}.{file_name}"}
 # 3.3.2 sends this dotted name twice per observation (an explicit call, then
 # the registry's legacy name): the second of two identical lines goes
 REPEATED_LEGACY = frozenset({"dagrun.first_task_scheduling_delay"})
-
-# dotted names that stand alone when the tagged name is not sent at all
-# (several executors: only executor.open_slots.<Class>): dropped only once
-# this metric's own tagged twin has been seen
-TWIN_PROVEN_PER_METRIC = frozenset({
-    "executor.open_slots", "executor.queued_tasks", "executor.running_tasks",
-})

@@ -40,6 +40,9 @@ SOURCE = "<built-in Airflow mapping>"
 _VARIABLE = re.compile(r"\{(\w+)\}")
 _KINDS = {"counter": Kind.COUNTER, "gauge": Kind.GAUGE, "timer": Kind.OBSERVER}
 TWIN_TAGGED, TWIN_LEGACY = "tagged", "legacy"
+# a legacy twin that other releases or set-ups send alone (several executors:
+# only executor.open_slots.<Class>; 2.x: dag_processing.last_run.seconds_ago.<file>)
+TWIN_LEGACY_ALONE = "legacy_alone"
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,10 +162,10 @@ def _metric_for(metrics: dict[str, AirflowMetric], entry: CatalogEntry) -> tuple
             prom_type = "counter"
         else:
             prom_type = "gauge"
-        metric = AirflowMetric(
-            key, prometheus_name(key, kind), kind, prom_type,
-            knowledge.HELP_OVERRIDES.get(key, entry.description),
-        )
+        help_text = knowledge.HELP_OVERRIDES.get(key, entry.description)
+        if kind is Kind.OBSERVER:  # Prometheus durations are in seconds
+            help_text = re.sub(r"\b[Mm]illiseconds\b", "Seconds", help_text, count=1)
+        metric = AirflowMetric(key, prometheus_name(key, kind), kind, prom_type, help_text)
         metrics[key] = metric
     return metric, fixed
 
@@ -197,16 +200,17 @@ def _add_forms(metric: AirflowMetric, forms: Iterable[WireForm]) -> None:
     for form in forms:
         for index, known in enumerate(metric.forms):
             if known.match == form.match:
-                # the same name listed by two entries (executor.open_slots.<Class>
-                # is both a 3.x legacy twin and an entry of its own): the twin wins
-                if known.twin is None and form.twin is not None:
-                    metric.forms[index] = form
+                # the same name as a legacy twin here and alone elsewhere
+                if {known.twin, form.twin} == {None, TWIN_LEGACY}:
+                    metric.forms[index] = replace(known, twin=TWIN_LEGACY_ALONE)
                 break
         else:
             metric.forms.append(form)
 
 
-def _rule(metric: AirflowMetric, form: WireForm, index: int) -> Rule:
+def _rule(
+    metric: AirflowMetric, form: WireForm, index: int, sender_ttl: float, heartbeat_ttl: float
+) -> Rule:
     policy = knowledge.SENDERS.get(metric.key)
     if metric.type == "histogram":
         histogram = HistogramOptions(
@@ -233,10 +237,7 @@ def _rule(metric: AirflowMetric, form: WireForm, index: int) -> Rule:
         honor_labels=False,
         scale=form.scale,
         senders=policy,
-        sender_ttl=(
-            knowledge.HEARTBEAT_TTL if metric.key in knowledge.HEARTBEATS
-            else knowledge.GAUGE_SENDER_TTL
-        ),
+        sender_ttl=heartbeat_ttl if metric.key in knowledge.HEARTBEATS else sender_ttl,
         label_renames=tuple(sorted(metric.renames.items())),
         counter_as_gauge=metric.key in knowledge.COUNTERS_AS_GAUGES,
         origin=metric.key,
@@ -254,11 +255,19 @@ def _specificity(form: WireForm) -> tuple[int, int, int]:
 
 
 @cache
-def airflow_mapping() -> MappingConfig:
-    """The built-in mapping, as rules for the Mapper."""
+def airflow_mapping(
+    sender_ttl: float = knowledge.GAUGE_SENDER_TTL,
+    heartbeat_ttl: float = knowledge.HEARTBEAT_TTL,
+) -> MappingConfig:
+    """The built-in mapping, as rules for the Mapper. ``sender_ttl``: how
+    long a silent process's share of a combined gauge still counts;
+    ``heartbeat_ttl``: how long its heartbeat series stays (stopped)."""
     forms = [(metric, form) for metric in airflow_metrics() for form in metric.forms]
     forms.sort(key=lambda pair: _specificity(pair[1]))
-    rules = tuple(_rule(metric, form, index) for index, (metric, form) in enumerate(forms))
+    rules = tuple(
+        _rule(metric, form, index, sender_ttl, heartbeat_ttl)
+        for index, (metric, form) in enumerate(forms)
+    )
     defaults = Defaults(observer_type=ObserverType.HISTOGRAM)
     return MappingConfig(defaults, rules, SOURCE)
 

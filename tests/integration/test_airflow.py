@@ -1,0 +1,204 @@
+"""`aerostat serve --airflow` through real sockets: gauges that several Airflow
+processes report for themselves (each test socket is one process, as each
+Airflow process has its own StatsD socket), deployments kept apart, users'
+own metrics and mapping files on top of the built-in mapping."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from aerostat.airflow import airflow_built_in
+from bridge import Bridge, running_bridge
+
+ROOT = Path(__file__).resolve().parents[2]
+CAPTURE = ROOT / "src/aerostat/airflow/captures/airflow-3.3.2-plain.jsonl"
+
+
+@pytest.fixture
+def bridge() -> Iterator[Bridge]:
+    with running_bridge(built_in=airflow_built_in(sender_ttl=0.6, heartbeat_ttl=0.6)) as running:
+        yield running
+
+
+class Process:
+    """One Airflow process: one UDP socket, one source port."""
+
+    def __init__(self, bridge: Bridge) -> None:
+        self.bridge = bridge
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.name = f"127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def send(self, *lines: bytes) -> None:
+        for line in lines:
+            self.sock.sendto(line, self.bridge.udp_address)
+        self.bridge.wait_for_counter(
+            "statsd_exporter_udp_packets_total", self.bridge._udp_sent + len(lines)
+        )
+        self.bridge._udp_sent += len(lines)
+
+
+def value(bridge: Bridge, name: str, **labels: str) -> float | None:
+    return bridge.samples().get((name, frozenset(labels.items())))
+
+
+def keep_sending(process: Process, line: bytes, until: object, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not until():  # type: ignore[operator]
+        process.send(line)
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.1)
+
+
+def test_two_dag_processors_dag_counts_add_up(bridge: Bridge) -> None:
+    """AIRFLOW-774 one level up: two DAG processors, each parsing its own
+    bundle, each report their own dagbag_size."""
+    bundle_a, bundle_b = Process(bridge), Process(bridge)
+    for _ in range(3):  # interleaved, as their parsing loops are
+        bundle_a.send(b"airflow.dagbag_size:12|g", b"airflow.dag_processing.import_errors:1|g")
+        bundle_b.send(b"airflow.dagbag_size:30|g", b"airflow.dag_processing.import_errors:0|g")
+    assert value(bridge, "airflow_dagbag_size") == 42
+    assert value(bridge, "airflow_dag_processing_import_errors") == 1
+    assert value(bridge, "airflow_dagbag_size_by_sender", sender=bundle_a.name) == 12
+
+
+def test_two_schedulers_executor_slots_add_up(bridge: Bridge) -> None:
+    """apache/airflow#26601: each scheduler runs its own executor."""
+    first, second = Process(bridge), Process(bridge)
+    first.send(b"airflow.executor.open_slots.CeleryExecutor:10|g",
+               b"airflow.executor.running_tasks.CeleryExecutor:6|g")
+    second.send(b"airflow.executor.open_slots.CeleryExecutor:14|g",
+                b"airflow.executor.running_tasks.CeleryExecutor:2|g")
+    executor = {"executor": "CeleryExecutor"}
+    assert value(bridge, "airflow_executor_open_slots", **executor) == 24
+    assert value(bridge, "airflow_executor_running_tasks", **executor) == 8
+
+
+def test_pool_slots_from_two_schedulers_do_not_flap(bridge: Bridge) -> None:
+    first, second = Process(bridge), Process(bridge)
+    for open_slots in (b"128", b"126", b"128"):
+        first.send(b"airflow.pool.open_slots.default_pool:" + open_slots + b"|g")
+        second.send(b"airflow.pool.open_slots.default_pool:127|g")
+        assert value(bridge, "airflow_pool_open_slots", pool="default_pool") == float(open_slots)
+
+
+def test_a_stopped_dag_processor_no_longer_counts(bridge: Bridge) -> None:
+    gone, staying = Process(bridge), Process(bridge)
+    gone.send(b"airflow.dagbag_size:12|g")
+    staying.send(b"airflow.dagbag_size:30|g")
+    assert value(bridge, "airflow_dagbag_size") == 42
+    keep_sending(staying, b"airflow.dagbag_size:30|g",
+                 lambda: value(bridge, "airflow_dagbag_size") == 30)
+    assert value(bridge, "airflow_dagbag_size_by_sender", sender=gone.name) is None
+
+
+def test_one_silent_scheduler_of_three_shows(bridge: Bridge) -> None:
+    """Each scheduler's heartbeat is its own series: the dead one's stops,
+    then goes, while the others keep counting."""
+    schedulers = [Process(bridge) for _ in range(3)]
+    for scheduler in schedulers:
+        scheduler.send(b"airflow.scheduler_heartbeat:1|c")
+    beats = {s.name: value(bridge, "airflow_scheduler_heartbeat_total", sender=s.name)
+             for s in schedulers}
+    assert beats == {s.name: 1.0 for s in schedulers}
+    dead, alive = schedulers[0], schedulers[1:]
+    for _ in range(2):
+        for scheduler in alive:
+            scheduler.send(b"airflow.scheduler_heartbeat:1|c")
+    assert value(bridge, "airflow_scheduler_heartbeat_total", sender=dead.name) == 1.0
+    for scheduler in alive:
+        assert value(bridge, "airflow_scheduler_heartbeat_total", sender=scheduler.name) == 3.0
+    deadline = time.monotonic() + 10
+    while value(bridge, "airflow_scheduler_heartbeat_total", sender=dead.name) is not None:
+        for scheduler in alive:
+            scheduler.send(b"airflow.scheduler_heartbeat:1|c")
+        assert time.monotonic() < deadline, "the dead scheduler's series never went"
+        time.sleep(0.1)
+    for scheduler in alive:
+        assert value(bridge, "airflow_scheduler_heartbeat_total", sender=scheduler.name)
+
+
+def test_deployments_from_the_prefix_do_not_collide(bridge: Bridge) -> None:
+    prod, staging = Process(bridge), Process(bridge)
+    prod.send(b"airflow.prod.ti.finish.etl.load.success:1|c", b"airflow.prod.ti.finish:1|c",
+              b"airflow.prod.pool.open_slots.default_pool:100|g")
+    staging.send(b"airflow.staging.ti.finish.etl.load.success:1|c",
+                 b"airflow.staging.ti.finish.etl.load.success:1|c",
+                 b"airflow.staging.pool.open_slots.default_pool:8|g")
+    finish = {"dag_id": "etl", "task_id": "load", "state": "success"}
+    assert value(bridge, "airflow_ti_finish_total", deployment="prod", **finish) == 1
+    assert value(bridge, "airflow_ti_finish_total", deployment="staging", **finish) == 2
+    assert value(bridge, "airflow_pool_open_slots", deployment="prod", pool="default_pool") == 100
+    assert value(bridge, "airflow_pool_open_slots", deployment="staging", pool="default_pool") == 8
+
+
+def test_deployment_from_a_prefix_without_airflow_and_from_dogstatsd_tags(bridge: Bridge) -> None:
+    one = Process(bridge)
+    one.send(b"teamx.dagbag_size:5|g",
+             b"airflow.ti.finish:1|c|#dag_id:etl,task_id:load,state:failed,deployment:blue")
+    assert value(bridge, "airflow_dagbag_size", deployment="teamx") == 5
+    assert value(bridge, "airflow_ti_finish_total", deployment="blue", dag_id="etl",
+                 task_id="load", state="failed") == 1
+
+
+def test_custom_metrics_from_dag_code_keep_their_tags(bridge: Bridge) -> None:
+    """stats.incr("rows_loaded", tags=...) in DAG code, InfluxDB-tag mode;
+    under a deployment prefix once the deployment is known."""
+    worker = Process(bridge)
+    worker.send(b"airflow.rows_loaded,table=orders:250|c",
+                b"airflow.prod.scheduler_heartbeat:1|c",
+                b"airflow.prod.rows_loaded,table=orders:50|c")
+    assert value(bridge, "airflow_rows_loaded_total", table="orders") == 250
+    assert value(bridge, "airflow_rows_loaded_total", table="orders", deployment="prod") == 50
+
+
+def test_a_user_mapping_renames_and_drops_over_the_built_in(tmp_path: Path) -> None:
+    mapping = tmp_path / "mine.yml"
+    mapping.write_text(
+        "mappings:\n"
+        "- match: airflow.ti.finish.*.*.*\n"
+        "  name: task_finished_total\n"
+        "  labels: {pipeline: $1, step: $2, outcome: $3}\n"
+        "- match: airflow.pool.*.*\n"
+        "  name: dropped\n"
+        "  action: drop\n"
+    )
+    with running_bridge(mapping_config=str(mapping), built_in=airflow_built_in()) as bridge:
+        Process(bridge).send(b"airflow.ti.finish.etl.load.success:1|c",
+                             b"airflow.pool.open_slots.default_pool:3|g",
+                             b"airflow.dagbag_size:4|g")
+        samples = bridge.samples()
+    assert samples[("task_finished_total", frozenset(
+        {("pipeline", "etl"), ("step", "load"), ("outcome", "success")}))] == 1
+    assert not [name for name, _ in samples if name.startswith("airflow_pool")]
+    assert samples[("airflow_dagbag_size", frozenset())] == 4
+
+
+def test_replay_of_real_airflow_traffic() -> None:
+    """aerostat replay --airflow over the real 3.3.2 capture: every metric the
+    capture holds, no identifier in a name, no unlabelled twin."""
+    result = subprocess.run(
+        [sys.executable, "-m", "aerostat.cli", "replay", "--airflow", str(CAPTURE)],
+        capture_output=True, text=True, check=True,
+    )
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families = {f.name: f for f in text_string_to_metric_families(result.stdout)}
+    airflow = {name: f for name, f in families.items() if name.startswith("airflow")}
+    for identifier in ("demo_", "default_pool", "LocalExecutor", "BashOperator", "dags_folder"):
+        assert not [name for name in airflow if identifier.lower() in name.lower()], identifier
+    for name, family in airflow.items():
+        label_sets = {frozenset(k for k in s.labels if k not in ("le", "sender"))
+                      for s in family.samples}
+        assert not (frozenset() in label_sets and len(label_sets) > 1), name
+    assert len(airflow) >= 50
+    ti_finish = sum(s.value for s in families["airflow_ti_finish"].samples)
+    legacy_finishes = CAPTURE.read_text().count('"airflow.ti.finish.')
+    assert ti_finish == legacy_finishes > 0
