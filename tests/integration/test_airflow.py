@@ -202,3 +202,28 @@ def test_replay_of_real_airflow_traffic() -> None:
     ti_finish = sum(s.value for s in families["airflow_ti_finish"].samples)
     legacy_finishes = CAPTURE.read_text().count('"airflow.ti.finish.')
     assert ti_finish == legacy_finishes > 0
+
+
+def test_the_worked_example_in_the_docs(tmp_path: Path) -> None:
+    """docs/airflow.md's mapping file over the built-in one does what the
+    docs say it does."""
+    text = (ROOT / "docs/airflow.md").read_text()
+    example = text.split("```yaml\n# mine.yml", 1)[1].split("```", 1)[0].partition("\n")[2]
+    mapping = tmp_path / "mine.yml"
+    mapping.write_text(example)
+    result = subprocess.run(
+        [sys.executable, "-m", "aerostat.cli", "map", "--airflow", "--json",
+         "--config", str(mapping),
+         "airflow.rows_loaded.orders:250|c", "airflow.pool.scheduled_slots.etl:3|g",
+         "airflow.ti.finish.etl.load.failed:1|c", "airflow.dagbag_size:7|g"],
+        capture_output=True, text=True, check=True,
+    )
+    import json
+
+    rows, dropped, finished, dagbag = (json.loads(line) for line in result.stdout.splitlines())
+    assert rows["events"][0]["name"] == "etl_rows_loaded_total"
+    assert rows["events"][0]["labels"] == {"table": "orders"}
+    assert dropped["error"] == "dropped"
+    assert finished["events"][0]["labels"] == {"pipeline": "etl", "step": "load",
+                                               "outcome": "failed"}
+    assert dagbag["events"][0]["name"] == "airflow_dagbag_size"

@@ -59,7 +59,6 @@ class AirflowFrontend:
         self._tagged: set[str] = set()  # deployments whose tags flow
         self._legacy: set[str] = set()  # deployments that send legacy names
         self._tagged_metrics: set[tuple[str, str]] = set()
-        self._legacy_metrics: set[tuple[str, str]] = set()
         self._last_repeat: dict[tuple[Hashable, str], float] = {}
 
     def _is_root(self, component: str) -> bool:
@@ -105,17 +104,16 @@ class AirflowFrontend:
             if tagged:
                 self._learn_tagged(deployment, key)
                 return True, True
-            if deployment in self._legacy or (deployment, key) in self._legacy_metrics:
+            if deployment in self._legacy:
                 return False, True
             return True, True
         if rule.twin in (TWIN_LEGACY, TWIN_LEGACY_ALONE):
             if tagged and deployment not in self._tagged:
                 self._tagged.add(deployment)
                 self.generation += 1
-            if (deployment, key) not in self._legacy_metrics:
-                self._legacy_metrics.add((deployment, key))
+            if deployment not in self._legacy:
                 self._legacy.add(deployment)
-                self.generation += 1  # the untagged twin, if kept so far, goes
+                self.generation += 1  # the untagged twins, if kept so far, go
             # a name some set-ups send alone goes only once its own tagged
             # twin has shown up
             proven = (deployment, key) in self._tagged_metrics or (
