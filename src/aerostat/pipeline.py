@@ -213,6 +213,7 @@ class Pipeline:
         frontend: Frontend | None = None,
     ) -> None:
         self.mapper = mapper
+        self._needs_senders = any(rule.senders is not None for rule in mapper.rules)
         self.frontend = frontend
         self._frontend_generation = 0 if frontend is None else frontend.generation
         self.store = store
@@ -227,6 +228,8 @@ class Pipeline:
 
     def set_mapper(self, mapper: Mapper) -> None:
         self.mapper = mapper
+        # asked once per socket drain: worked out once per mapping
+        self._needs_senders = any(rule.senders is not None for rule in mapper.rules)
         self.forget()
 
     def forget(self) -> None:
@@ -247,7 +250,7 @@ class Pipeline:
     def needs_senders(self) -> bool:
         """Whether a rule wants to know who sent a line (then the server
         reads source addresses, which costs a little per datagram)."""
-        return any(rule.senders is not None for rule in self.mapper.rules)
+        return self._needs_senders
 
     def feed(self, data: bytes, now: float, sender: Hashable = None) -> None:
         """One datagram, or a chunk of complete lines."""
