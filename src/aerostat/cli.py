@@ -184,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
         "statsd_influxdb_enabled or statsd_datadog_enabled (keeps the tagged names).")
     airflow_commands.add_parser(
         "metrics", help="Print the list of exported Airflow metrics (Markdown).")
+    _add_stack_command(commands)
+    _add_up_command(commands)
     return parser
 
 
@@ -309,10 +311,115 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_stack_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    stack = commands.add_parser("stack", help="The Prometheus and Grafana stack around aerostat.")
+    stack_commands = stack.add_subparsers(dest="stack_command", required=True, metavar="COMMAND")
+    render = stack_commands.add_parser(
+        "render", help="Write Prometheus's configuration, rules and rule tests, an example "
+        "Alertmanager configuration and Grafana's provisioning and dashboards into OUTDIR.")
+    render.add_argument("outdir", metavar="OUTDIR")
+    render.add_argument("--deployment", dest="deployments", action="append", default=[],
+                        metavar="NAME", help="A deployment the dashboards show by default "
+                        "(repeatable; default: all).")
+    render.add_argument("--aerostat-target", dest="aerostat_targets", action="append",
+                        metavar="HOST:PORT", help="Where Prometheus scrapes aerostat "
+                        "(repeatable; default: 127.0.0.1:9102).")
+    render.add_argument("--scrape-interval", default="15s",
+                        help="Prometheus's scrape and rule interval, at most 30s.")
+    render.add_argument("--prometheus-url", default="http://127.0.0.1:9090",
+                        help="Prometheus as Grafana reaches it.")
+    render.add_argument("--alertmanager", default=None, metavar="HOST:PORT",
+                        help="Send alerts to this Alertmanager (default: none, an example "
+                        "in comments).")
+    render.add_argument("--grafana-dashboards-dir", default="/var/lib/grafana/dashboards/aerostat",
+                        help="Where Grafana sees OUTDIR/grafana/dashboards.")
+
+
+def _stack(args: argparse.Namespace) -> int:
+    from aerostat.stack import StackOptions, render_stack, write_stack
+
+    options = StackOptions(
+        deployments=tuple(args.deployments),
+        aerostat_targets=tuple(args.aerostat_targets or StackOptions.aerostat_targets),
+        scrape_interval=args.scrape_interval, prometheus_url=args.prometheus_url,
+        alertmanager=args.alertmanager, grafana_dashboards_dir=args.grafana_dashboards_dir,
+    )
+    files = render_stack(options)
+    for path in write_stack(args.outdir, files):
+        print(f"removed {path}: no longer rendered")
+    print(f"{args.outdir}: wrote {len(files)} files")
+    return 0
+
+
+def _port(text: str) -> int:
+    value = _positive_int(text)
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (1-65535)")
+    return value
+
+
+def _speed(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not above 0")
+    return value
+
+
+def _add_up_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    up = commands.add_parser(
+        "up", help="Run aerostat, Prometheus and (when installed) Grafana on this machine, "
+        "with the rendered rules and dashboards; no Docker needed.")
+    up.add_argument("--demo", action="store_true",
+                    help="Also replay a real Airflow capture into aerostat, in a loop, so "
+                    "that the graphs fill without an Airflow.")
+    up.add_argument("--demo-speed", type=_speed, default=1.0, metavar="N",
+                    help="With --demo: replay N times as fast as the capture was recorded.")
+    up.add_argument("--state-dir", default=None, metavar="DIR",
+                    help="Prometheus's and Grafana's data, logs and the rendered "
+                    "configuration (default: $XDG_STATE_HOME/aerostat or "
+                    "~/.local/state/aerostat).")
+    for name, default, what in (
+        ("statsd", 9125, "StatsD port of aerostat, UDP and TCP, on every interface"),
+        ("web", 9102, "aerostat's /metrics port, on 127.0.0.1"),
+        ("prometheus", 9090, "Prometheus's port, on 127.0.0.1"),
+        ("grafana", 3000, "Grafana's port, on 127.0.0.1"),
+    ):
+        up.add_argument(f"--{name}-port", type=_port, default=default, metavar="PORT",
+                        help=f"{what} (default: {default}).")
+
+
+def _up(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from aerostat import logs
+    from aerostat.stack.up import LocalStack, UpOptions, default_state_dir
+
+    # the exporter runs in this process: its warnings only, so that the
+    # progress stays readable
+    logs.configure("warn", "logfmt")
+    options = UpOptions(
+        state_dir=Path(args.state_dir) if args.state_dir else default_state_dir(),
+        statsd_port=args.statsd_port, web_port=args.web_port,
+        prometheus_port=args.prometheus_port, grafana_port=args.grafana_port,
+        demo=args.demo, demo_speed=args.demo_speed,
+    )
+    stack = LocalStack(options, report=lambda text: print(text, flush=True))
+
+    def on_stop(signum: int, frame: FrameType | None) -> None:
+        stack.request_stop(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    return stack.run()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"serve": _serve, "map": _map, "replay": _replay, "check-config": _check_config,
-                "airflow": _airflow}
+                "airflow": _airflow, "stack": _stack, "up": _up}
     try:
         return handlers[args.command](args)
     except AerostatError as error:

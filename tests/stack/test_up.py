@@ -1,0 +1,225 @@
+"""``aerostat up`` as a user runs it: a real process with a real Prometheus,
+stopped with Ctrl-C (SIGINT); and what it says when something is missing or
+in the way.
+
+Grafana is not packaged for Debian, so the wiring test puts a stand-in
+``grafana`` first on the PATH: a small server that answers /api/health and
+records the command line and settings it was started with, which is all
+``aerostat up`` relies on. Readiness, the settings Grafana reads and the
+stop are real; Grafana's own reading of the provisioning is not tested here
+(tests/stack checks the files against Grafana's schema)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from aerostat.stack.up import CaptureReplay
+from stack.prometheus_process import free_port, http_get, port_is_free
+
+GRAFANA_STAND_IN = """\
+import json, os, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+Path(os.environ["GF_PATHS_LOGS"], "stand-in.json").write_text(json.dumps({
+    "argv": sys.argv[1:], "cwd": os.getcwd(),
+    "settings": {k: v for k, v in os.environ.items() if k.startswith("GF_")},
+}))
+
+
+class Health(BaseHTTPRequestHandler):
+    def do_GET(self):
+        found = self.path == "/api/health"
+        self.send_response(200 if found else 404)
+        self.end_headers()
+        self.wfile.write(b'{"database": "ok"}' if found else b"")
+
+    def log_message(self, *args):
+        pass
+
+
+address = (os.environ["GF_SERVER_HTTP_ADDR"], int(os.environ["GF_SERVER_HTTP_PORT"]))
+HTTPServer(address, Health).serve_forever()
+"""
+
+
+def _aerostat(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "aerostat.cli", *args], stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+
+
+def _children(pid: int) -> set[int]:
+    """The processes ``pid`` started, from every one of its threads."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with open(task / "children") as listing:
+            found.update(int(child) for child in listing.read().split())
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _query(prometheus_url: str, expr: str) -> list[dict[str, object]]:
+    status, body = http_get(f"{prometheus_url}/api/v1/query?query={quote(expr)}")
+    answer = json.loads(body)
+    assert status == 200 and answer["status"] == "success", answer
+    result: list[dict[str, object]] = answer["data"]["result"]
+    return result
+
+
+@pytest.fixture
+def ports() -> dict[str, int]:
+    return {"statsd": free_port((socket.SOCK_DGRAM, socket.SOCK_STREAM)), "web": free_port(),
+            "prometheus": free_port(), "grafana": free_port()}
+
+
+def _port_flags(ports: dict[str, int]) -> list[str]:
+    return [argument for name, port in ports.items()
+            for argument in (f"--{name}-port", str(port))]
+
+
+@pytest.fixture
+def grafana_on_path(tmp_path: Path) -> dict[str, str]:
+    """The environment with the stand-in ``grafana`` first on the PATH."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    stand_in = bin_dir / "grafana"
+    stand_in.write_text(f"#!{sys.executable}\n{GRAFANA_STAND_IN}")
+    stand_in.chmod(0o755)
+    return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+@pytest.fixture
+def stack(tmp_path: Path, ports: dict[str, int],
+          grafana_on_path: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+    process = _aerostat("up", "--demo", "--demo-speed", "20", "--state-dir",
+                        str(tmp_path / "state"), *_port_flags(ports), env=grafana_on_path)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:  # the test failed before stopping it
+            process.send_signal(signal.SIGINT)
+            try:
+                process.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()
+
+
+def test_demo_fills_prometheus_and_ctrl_c_stops_everything(
+        stack: subprocess.Popen[str], ports: dict[str, int], tmp_path: Path) -> None:
+    prometheus = f"http://127.0.0.1:{ports['prometheus']}"
+    deadline = time.monotonic() + 60
+    while True:
+        assert stack.poll() is None, f"aerostat up exited: {stack.communicate()}"
+        try:
+            beats = _query(prometheus, "airflow_scheduler_heartbeat_total")
+        except OSError:  # not listening yet
+            beats = []
+        if beats:
+            break
+        assert time.monotonic() < deadline, "no demo heartbeat reached Prometheus in 60 s"
+        time.sleep(0.5)
+    assert beats[0]["metric"]["job"] == "aerostat"  # type: ignore[index]
+    # the rendered rule files were loaded
+    status, body = http_get(f"{prometheus}/api/v1/rules")
+    assert status == 200
+    groups = {group["name"] for group in json.loads(body)["data"]["groups"]}
+    assert {"airflow-recording", "airflow-alerts", "aerostat-alerts"} <= groups
+    children = _children(stack.pid)
+    assert len(children) == 2, "Prometheus and Grafana"
+
+    stack.send_signal(signal.SIGINT)
+    out, err = stack.communicate(timeout=60)
+
+    assert stack.returncode == 0, err
+    assert "Traceback" not in err
+    for line in ("aerostat: ready at", "Prometheus: ready at", "Grafana: ready at",
+                 "[metrics]", "statsd_on = True", f"statsd_port = {ports['statsd']}",
+                 "statsd_prefix = airflow", "Grafana: stopped", "Prometheus: stopped",
+                 "aerostat: stopped"):
+        assert line in out, f"{line!r} not in:\n{out}"
+    assert not [pid for pid in children if _alive(pid)]
+    for name, port in ports.items():
+        assert port_is_free(port), f"{name} port {port} still taken"
+    assert port_is_free(ports["statsd"], socket.SOCK_DGRAM, host="0.0.0.0")
+
+    # Grafana was started on the rendered provisioning, its data in the state directory
+    state = tmp_path / "state"
+    started = json.loads((state / "grafana" / "logs" / "stand-in.json").read_text())
+    assert started["argv"][0] == "server"
+    settings = started["settings"]
+    assert settings["GF_SERVER_HTTP_PORT"] == str(ports["grafana"])
+    assert settings["GF_PATHS_DATA"] == str(state / "grafana" / "data")
+    provisioning = Path(settings["GF_PATHS_PROVISIONING"])
+    datasource = (provisioning / "datasources" / "aerostat.yml").read_text()
+    assert f"url: {prometheus}" in datasource
+    provider = (provisioning / "dashboards" / "aerostat.yml").read_text()
+    dashboards = state / "stack" / "grafana" / "dashboards"
+    assert f"path: {dashboards}" in provider
+    assert Path(settings["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]).parent == dashboards
+    assert (dashboards / "airflow-overview.json").is_file()
+    assert any((state / "prometheus").iterdir()), "Prometheus kept no data"
+
+
+def test_without_prometheus_it_says_how_to_install_it(tmp_path: Path) -> None:
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    process = _aerostat("up", "--state-dir", str(tmp_path / "state"),
+                        env={**os.environ, "PATH": str(empty)})
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 1
+    assert "sudo apt-get install prometheus" in err
+    assert "Traceback" not in err + out
+    assert not (tmp_path / "state").exists(), "nothing is written before the check"
+
+
+def test_a_taken_port_names_its_flag(tmp_path: Path, ports: dict[str, int]) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", ports["prometheus"]))
+        taken.listen()
+        process = _aerostat("up", "--state-dir", str(tmp_path / "state"), *_port_flags(ports))
+        out, err = process.communicate(timeout=30)
+    assert process.returncode == 1
+    assert f"port {ports['prometheus']} (Prometheus) is not free" in err
+    assert "--prometheus-port" in err
+    assert "Traceback" not in err + out
+
+
+def test_replay_paces_the_capture_and_starts_again() -> None:
+    capture = [(10.0, b"a:1|c"), (10.1, b"b:1|c"), (10.3, b"c:1|c")]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(("127.0.0.1", 0))
+        receiver.settimeout(5)
+        replay = CaptureReplay(capture, receiver.getsockname(), speed=2.0)
+        replay.start()
+        try:
+            arrivals = [(receiver.recv(100), time.monotonic()) for _ in range(6)]
+        finally:
+            replay.stop()
+    assert [data for data, _ in arrivals] == [b"a:1|c", b"b:1|c", b"c:1|c"] * 2
+    first = arrivals[0][1]
+    # at twice the recorded pace: 0.3 s of capture in 0.15 s, then a pause
+    # of the mean gap (0.15 s / 2) before the next pass
+    assert arrivals[2][1] - first == pytest.approx(0.15, abs=0.05)
+    assert arrivals[3][1] - first == pytest.approx(0.225, abs=0.05)
+    assert replay.passes >= 1
