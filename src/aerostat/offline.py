@@ -58,7 +58,7 @@ class LineExplainer:
                 self.frontend is not None
                 and rule is not None
                 and rule.origin is not None
-                and not self.frontend.admit(resolution.event, rule, None)[0]
+                and not self.frontend.admit(resolution).keep
             ):
                 errors.append("dropped_twin")
                 report["rule"] = _rule_text(rule)

@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from itertools import repeat
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from aerostat.events import Event, Kind, Reason
 from aerostat.expose.telemetry import Telemetry
@@ -65,11 +65,20 @@ class Resolution:
     cacheable: bool = True
 
 
+class Verdict(NamedTuple):
+    """A Frontend's answer on one mapped event."""
+
+    keep: bool
+    cacheable: bool  # whether the answer may be cached with the line's bytes
+    sender: Hashable  # whom the store counts the sample under
+
+
 class Frontend(Protocol):
     """What the stages cannot know about one kind of sender (Airflow: see
     aerostat.airflow): it may rewrite an event before mapping (a deployment
-    named in the prefix becomes a label), and refuse a mapped event that
-    repeats one it already let through (a name Airflow sends twice).
+    named in the prefix becomes a label), refuse a mapped event that repeats
+    one it already let through (a name Airflow sends twice), and count a
+    sample under another sender (processes that share one share of a sum).
 
     Lines it admitted or refused are cached like any other; when what it
     learned overturns earlier verdicts it bumps ``generation``, and the
@@ -79,10 +88,7 @@ class Frontend(Protocol):
 
     def prepare(self, event: Event) -> Event: ...
 
-    def admit(self, event: Event, rule: Rule, sender: Hashable) -> tuple[bool, bool]:
-        """Whether to keep the event, and whether the verdict may be cached
-        with its line."""
-        ...
+    def admit(self, resolution: Resolution) -> Verdict: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,12 +413,14 @@ class Pipeline:
             telemetry.actions[Action.DROP.value] += 1
             return (_DROP, None, 1.0, True, True)
         elif frontend is not None and resolution.rule.origin is not None:
-            keep, cacheable = frontend.admit(resolution.event, resolution.rule, sender)
-            if not keep:
+            verdict = frontend.admit(resolution)
+            if not verdict.keep:
                 telemetry.actions[Action.DROP.value] += 1
-                return (_DROP, None, 1.0, True, cacheable)
-            if not cacheable:
-                resolution = dataclasses.replace(resolution, cacheable=False)
+                return (_DROP, None, 1.0, True, verdict.cacheable)
+            if not verdict.cacheable or verdict.sender != resolution.sender:
+                resolution = dataclasses.replace(
+                    resolution, cacheable=False, sender=verdict.sender
+                )
         else:
             telemetry.actions[Action.MAP.value] += 1
         event = resolution.event

@@ -58,8 +58,8 @@ def keep_sending(process: Process, line: bytes, until: object, timeout: float = 
 
 
 def test_two_dag_processors_dag_counts_add_up(bridge: Bridge) -> None:
-    """AIRFLOW-774 one level up: two DAG processors, each parsing its own
-    bundle, each report their own dagbag_size."""
+    """AIRFLOW-774 one level up: two DAG processors each report their own
+    dagbag_size; with no bundle known (2.x), each counts for itself."""
     bundle_a, bundle_b = Process(bridge), Process(bridge)
     for _ in range(3):  # interleaved, as their parsing loops are
         bundle_a.send(b"airflow.dagbag_size:12|g", b"airflow.dag_processing.import_errors:1|g")
@@ -67,6 +67,22 @@ def test_two_dag_processors_dag_counts_add_up(bridge: Bridge) -> None:
     assert value(bridge, "airflow_dagbag_size") == 42
     assert value(bridge, "airflow_dag_processing_import_errors") == 1
     assert value(bridge, "airflow_dagbag_size_by_sender", sender=bundle_a.name) == 12
+
+
+def test_dag_processors_of_different_bundles_add_up_replicas_count_once(bridge: Bridge) -> None:
+    """3.x: `airflow dag-processor --bundle-name A` and `--bundle-name B`
+    each total their own files; a replica of A reports A's totals again.
+    Each processor's bundles show in the parse times it sends."""
+    bundle_a, replica_a, bundle_b = Process(bridge), Process(bridge), Process(bridge)
+    bundle_a.send(b"airflow.dag_processing.last_duration.a.etl:0.2|ms",
+                  b"airflow.dagbag_size:12|g")
+    replica_a.send(b"airflow.dag_processing.last_duration.a.etl:0.3|ms",
+                   b"airflow.dagbag_size:12|g")
+    bundle_b.send(b"airflow.dag_processing.last_duration,bundle_name=b,file_name=ml:0.1|ms",
+                  b"airflow.dagbag_size:30|g")
+    assert value(bridge, "airflow_dagbag_size") == 42
+    assert value(bridge, "airflow_dagbag_size_by_sender", sender="bundles:a") == 12
+    assert value(bridge, "airflow_dagbag_size_by_sender", sender="bundles:b") == 30
 
 
 def test_two_schedulers_executor_slots_add_up(bridge: Bridge) -> None:

@@ -39,7 +39,7 @@ from aerostat.airflow.mapping import (
     known_roots,
 )
 from aerostat.events import Event
-from aerostat.mapper import Rule
+from aerostat.pipeline import Resolution, Verdict
 
 DEPLOYMENT = "deployment"
 _LAST_DURATION = f"{PREFIX}.dag_processing.last_duration"
@@ -60,6 +60,8 @@ class AirflowFrontend:
         self._legacy: set[str] = set()  # deployments that send legacy names
         self._tagged_metrics: set[tuple[str, str]] = set()
         self._last_repeat: dict[tuple[Hashable, str], float] = {}
+        # the bundles each DAG processor has reported parse times for
+        self._bundles: dict[tuple[str, Hashable], set[str]] = {}
 
     def _is_root(self, component: str) -> bool:
         return component in self._roots or self._root_patterns.fullmatch(component) is not None
@@ -96,17 +98,21 @@ class AirflowFrontend:
             labels = {**labels, DEPLOYMENT: deployment}
         return f"{PREFIX}.{rest}", labels
 
-    def admit(self, event: Event, rule: Rule, sender: Hashable) -> tuple[bool, bool]:
+    def admit(self, resolution: Resolution) -> Verdict:
+        event, rule, sender = resolution.event, resolution.rule, resolution.sender
+        assert rule is not None
         key = rule.origin or ""
         deployment = event.labels.get(DEPLOYMENT, "")
+        if key in knowledge.BUNDLE_SOURCES:
+            self._learn_bundle(deployment, sender, dict(resolution.labels).get("bundle"))
+        elif key in knowledge.SUMMED_OVER_PARTITIONS:
+            return Verdict(True, False, self._partition(deployment, sender))
         tagged = any(tag in event.labels for tag in self._tags_of.get(key, ()))
         if rule.twin == TWIN_TAGGED:
             if tagged:
                 self._learn_tagged(deployment, key)
-                return True, True
-            if deployment in self._legacy:
-                return False, True
-            return True, True
+                return Verdict(True, True, sender)
+            return Verdict(deployment not in self._legacy, True, sender)
         if rule.twin in (TWIN_LEGACY, TWIN_LEGACY_ALONE):
             if tagged and deployment not in self._tagged:
                 self._tagged.add(deployment)
@@ -120,10 +126,24 @@ class AirflowFrontend:
                 deployment in self._tagged and rule.twin == TWIN_LEGACY
             )
             if proven:
-                return False, True
+                return Verdict(False, True, sender)
             if key in knowledge.REPEATED_LEGACY:
-                return self._first_of_repeat(sender, event), False
-        return True, True
+                return Verdict(self._first_of_repeat(sender, event), False, sender)
+        return Verdict(True, True, sender)
+
+    def _learn_bundle(self, deployment: str, sender: Hashable, bundle: str | None) -> None:
+        if bundle:
+            self._bundles.setdefault((deployment, sender), set()).add(bundle)
+
+    def _partition(self, deployment: str, sender: Hashable) -> Hashable:
+        """Whom a DAG processor's totals count under: the bundles it parses,
+        so that replicas of one set of bundles count once and processors of
+        different bundles add up; a processor whose bundles are not known
+        (2.x has none) counts for itself."""
+        bundles = self._bundles.get((deployment, sender))
+        if not bundles:
+            return sender
+        return "bundles:" + ",".join(sorted(bundles))
 
     def _learn_tagged(self, deployment: str, key: str) -> None:
         if (deployment, key) in self._tagged_metrics:

@@ -154,3 +154,13 @@ SECONDS_ON_MS_WIRE = {"dag_processing.last_duration.{bundle_name}.{file_name}"}
 # 3.3.2 sends this dotted name twice per observation (an explicit call, then
 # the registry's legacy name): the second of two identical lines goes
 REPEATED_LEGACY = frozenset({"dagrun.first_task_scheduling_delay"})
+
+# gauges each DAG processor totals over the files it parses: summed over
+# processors that parse different bundles, once over replicas of the same
+# bundles (which report the same totals); a processor's bundles are learnt
+# from the metrics that name the bundle of a file it parsed
+SUMMED_OVER_PARTITIONS = frozenset({
+    "dagbag_size", "dag_processing.import_errors", "dag_processing.total_parse_time",
+    "dag_processing.file_path_queue_size",
+})
+BUNDLE_SOURCES = frozenset({"dag_processing.last_duration", "dag_processing.last_run.seconds_ago"})
