@@ -111,6 +111,28 @@ class Bridge:
     _udp_sent: int = 0
 
 
+class Sender:
+    """One process with its own UDP socket, hence its own source port: what
+    the server tells senders apart by (each Airflow process is one)."""
+
+    def __init__(self, bridge: Bridge) -> None:
+        self.bridge = bridge
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.socket.bind(("127.0.0.1", 0))
+        self.name = f"127.0.0.1:{self.socket.getsockname()[1]}"
+
+    def send(self, *lines: bytes) -> None:
+        before = self.bridge.counter("statsd_exporter_udp_packets_total")
+        for line in lines:
+            self.socket.sendto(line, self.bridge.udp_address)
+        self.bridge.wait_for_counter("statsd_exporter_udp_packets_total", before + len(lines))
+
+
+def value(bridge: Bridge, name: str, **labels: str) -> float | None:
+    """One sample of a scrape, or None."""
+    return bridge.samples().get((name, frozenset(labels.items())))
+
+
 LOOPBACK = ServerOptions(
     listen_udp="127.0.0.1:0", listen_tcp="127.0.0.1:0", web_listen_address="127.0.0.1:0"
 )

@@ -5,7 +5,6 @@ own metrics and mapping files on top of the built-in mapping."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from aerostat.airflow import airflow_built_in
-from bridge import Bridge, running_bridge
+from bridge import Bridge, Sender, running_bridge, value
 
 ROOT = Path(__file__).resolve().parents[2]
 CAPTURE = ROOT / "src/aerostat/airflow/captures/airflow-3.3.2-plain.jsonl"
@@ -27,29 +26,7 @@ def bridge() -> Iterator[Bridge]:
         yield running
 
 
-class Process:
-    """One Airflow process: one UDP socket, one source port."""
-
-    def __init__(self, bridge: Bridge) -> None:
-        self.bridge = bridge
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.name = f"127.0.0.1:{self.sock.getsockname()[1]}"
-
-    def send(self, *lines: bytes) -> None:
-        for line in lines:
-            self.sock.sendto(line, self.bridge.udp_address)
-        self.bridge.wait_for_counter(
-            "statsd_exporter_udp_packets_total", self.bridge._udp_sent + len(lines)
-        )
-        self.bridge._udp_sent += len(lines)
-
-
-def value(bridge: Bridge, name: str, **labels: str) -> float | None:
-    return bridge.samples().get((name, frozenset(labels.items())))
-
-
-def keep_sending(process: Process, line: bytes, until: object, timeout: float = 10) -> None:
+def keep_sending(process: Sender, line: bytes, until: object, timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
     while not until():  # type: ignore[operator]
         process.send(line)
@@ -60,7 +37,7 @@ def keep_sending(process: Process, line: bytes, until: object, timeout: float = 
 def test_two_dag_processors_dag_counts_add_up(bridge: Bridge) -> None:
     """AIRFLOW-774 one level up: two DAG processors each report their own
     dagbag_size; with no bundle known (2.x), each counts for itself."""
-    bundle_a, bundle_b = Process(bridge), Process(bridge)
+    bundle_a, bundle_b = Sender(bridge), Sender(bridge)
     for _ in range(3):  # interleaved, as their parsing loops are
         bundle_a.send(b"airflow.dagbag_size:12|g", b"airflow.dag_processing.import_errors:1|g")
         bundle_b.send(b"airflow.dagbag_size:30|g", b"airflow.dag_processing.import_errors:0|g")
@@ -73,7 +50,7 @@ def test_dag_processors_of_different_bundles_add_up_replicas_count_once(bridge: 
     """3.x: `airflow dag-processor --bundle-name A` and `--bundle-name B`
     each total their own files; a replica of A reports A's totals again.
     Each processor's bundles show in the parse times it sends."""
-    bundle_a, replica_a, bundle_b = Process(bridge), Process(bridge), Process(bridge)
+    bundle_a, replica_a, bundle_b = Sender(bridge), Sender(bridge), Sender(bridge)
     bundle_a.send(b"airflow.dag_processing.last_duration.a.etl:0.2|ms",
                   b"airflow.dagbag_size:12|g")
     replica_a.send(b"airflow.dag_processing.last_duration.a.etl:0.3|ms",
@@ -87,7 +64,7 @@ def test_dag_processors_of_different_bundles_add_up_replicas_count_once(bridge: 
 
 def test_two_schedulers_executor_slots_add_up(bridge: Bridge) -> None:
     """apache/airflow#26601: each scheduler runs its own executor."""
-    first, second = Process(bridge), Process(bridge)
+    first, second = Sender(bridge), Sender(bridge)
     first.send(b"airflow.executor.open_slots.CeleryExecutor:10|g",
                b"airflow.executor.running_tasks.CeleryExecutor:6|g")
     second.send(b"airflow.executor.open_slots.CeleryExecutor:14|g",
@@ -98,7 +75,7 @@ def test_two_schedulers_executor_slots_add_up(bridge: Bridge) -> None:
 
 
 def test_pool_slots_from_two_schedulers_do_not_flap(bridge: Bridge) -> None:
-    first, second = Process(bridge), Process(bridge)
+    first, second = Sender(bridge), Sender(bridge)
     for open_slots in (b"128", b"126", b"128"):
         first.send(b"airflow.pool.open_slots.default_pool:" + open_slots + b"|g")
         second.send(b"airflow.pool.open_slots.default_pool:127|g")
@@ -106,7 +83,7 @@ def test_pool_slots_from_two_schedulers_do_not_flap(bridge: Bridge) -> None:
 
 
 def test_a_stopped_dag_processor_no_longer_counts(bridge: Bridge) -> None:
-    gone, staying = Process(bridge), Process(bridge)
+    gone, staying = Sender(bridge), Sender(bridge)
     gone.send(b"airflow.dagbag_size:12|g")
     staying.send(b"airflow.dagbag_size:30|g")
     assert value(bridge, "airflow_dagbag_size") == 42
@@ -118,7 +95,7 @@ def test_a_stopped_dag_processor_no_longer_counts(bridge: Bridge) -> None:
 def test_one_silent_scheduler_of_three_shows(bridge: Bridge) -> None:
     """Each scheduler's heartbeat is its own series: the dead one's stops,
     then goes, while the others keep counting."""
-    schedulers = [Process(bridge) for _ in range(3)]
+    schedulers = [Sender(bridge) for _ in range(3)]
     for scheduler in schedulers:
         scheduler.send(b"airflow.scheduler_heartbeat:1|c")
     beats = {s.name: value(bridge, "airflow_scheduler_heartbeat_total", sender=s.name)
@@ -142,7 +119,7 @@ def test_one_silent_scheduler_of_three_shows(bridge: Bridge) -> None:
 
 
 def test_deployments_from_the_prefix_do_not_collide(bridge: Bridge) -> None:
-    prod, staging = Process(bridge), Process(bridge)
+    prod, staging = Sender(bridge), Sender(bridge)
     prod.send(b"airflow.prod.ti.finish.etl.load.success:1|c", b"airflow.prod.ti.finish:1|c",
               b"airflow.prod.pool.open_slots.default_pool:100|g")
     staging.send(b"airflow.staging.ti.finish.etl.load.success:1|c",
@@ -156,7 +133,7 @@ def test_deployments_from_the_prefix_do_not_collide(bridge: Bridge) -> None:
 
 
 def test_deployment_from_a_prefix_without_airflow_and_from_dogstatsd_tags(bridge: Bridge) -> None:
-    one = Process(bridge)
+    one = Sender(bridge)
     one.send(b"teamx.dagbag_size:5|g",
              b"airflow.ti.finish:1|c|#dag_id:etl,task_id:load,state:failed,deployment:blue")
     assert value(bridge, "airflow_dagbag_size", deployment="teamx") == 5
@@ -167,7 +144,7 @@ def test_deployment_from_a_prefix_without_airflow_and_from_dogstatsd_tags(bridge
 def test_custom_metrics_from_dag_code_keep_their_tags(bridge: Bridge) -> None:
     """stats.incr("rows_loaded", tags=...) in DAG code, InfluxDB-tag mode;
     under a deployment prefix once the deployment is known."""
-    worker = Process(bridge)
+    worker = Sender(bridge)
     worker.send(b"airflow.rows_loaded,table=orders:250|c",
                 b"airflow.prod.scheduler_heartbeat:1|c",
                 b"airflow.prod.rows_loaded,table=orders:50|c")
@@ -187,7 +164,7 @@ def test_a_user_mapping_renames_and_drops_over_the_built_in(tmp_path: Path) -> N
         "  action: drop\n"
     )
     with running_bridge(mapping_config=str(mapping), built_in=airflow_built_in()) as bridge:
-        Process(bridge).send(b"airflow.ti.finish.etl.load.success:1|c",
+        Sender(bridge).send(b"airflow.ti.finish.etl.load.success:1|c",
                              b"airflow.pool.open_slots.default_pool:3|g",
                              b"airflow.dagbag_size:4|g")
         samples = bridge.samples()

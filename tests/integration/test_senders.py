@@ -4,14 +4,13 @@ its own, as each Airflow process is."""
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from bridge import Bridge, running_bridge
+from bridge import Bridge, Sender, running_bridge, value
 
 MAPPING = """\
 mappings:
@@ -51,26 +50,6 @@ def bridge(tmp_path: Path) -> Iterator[Bridge]:
     config.write_text(MAPPING)
     with running_bridge(mapping_config=str(config)) as running:
         yield running
-
-
-class Sender:
-    """One process: one UDP socket, one source port."""
-
-    def __init__(self, bridge: Bridge) -> None:
-        self.bridge = bridge
-        self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.socket.bind(("127.0.0.1", 0))
-        self.name = f"127.0.0.1:{self.socket.getsockname()[1]}"
-
-    def send(self, *lines: bytes) -> None:
-        before = self.bridge.counter("statsd_exporter_udp_packets_total")
-        for line in lines:
-            self.socket.sendto(line, self.bridge.udp_address)
-        self.bridge.wait_for_counter("statsd_exporter_udp_packets_total", before + len(lines))
-
-
-def value(bridge: Bridge, name: str, **labels: str) -> float | None:
-    return bridge.samples().get((name, frozenset(labels.items())))
 
 
 def test_sum_over_senders(bridge: Bridge) -> None:
