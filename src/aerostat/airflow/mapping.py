@@ -71,10 +71,6 @@ class AirflowMetric:
     forms: list[WireForm] = field(default_factory=list)
     entries: list[CatalogEntry] = field(default_factory=list)
 
-    @property
-    def lines(self) -> list[str]:
-        return sorted({entry.line for entry in self.entries})
-
 
 def canonical_key(pattern: str) -> tuple[str, dict[str, str]]:
     """The key of a catalog name, and the labels its renaming fixes."""
@@ -191,8 +187,6 @@ def airflow_metrics() -> tuple[AirflowMetric, ...]:
             if entry.legacy_name in knowledge.SECONDS_ON_MS_WIRE:
                 legacy = [replace(form, scale=1000.0) for form in legacy]
             _add_forms(metric, legacy)
-    # Airflow's job counters carry no job type (job_start for every job), so
-    # the only job_name values are "job" and "schedulerjobrunner"
     return tuple(metrics.values())
 
 
