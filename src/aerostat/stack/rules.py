@@ -288,7 +288,10 @@ def airflow_alerts() -> tuple[AlertRule, ...]:
         ),
         AlertRule(
             "AirflowExecutorBacklogGrowing",
-            "deployment:airflow_executor_queued_tasks:sum > 0\n"
+            # the value from the raw gauges: Prometheus evaluates rule groups
+            # concurrently, so a recorded series may still hold the previous
+            # evaluation's value here
+            "sum by (deployment) (airflow_executor_queued_tasks) > 0\n"
             "and on (deployment)\n"
             "deriv(deployment:airflow_executor_queued_tasks:sum[15m]) > 0",
             "15m", "warning",
