@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -68,6 +69,23 @@ def _children(pid: int) -> set[int]:
         with open(task / "children") as listing:
             found.update(int(child) for child in listing.read().split())
     return found
+
+
+def _read_until(process: subprocess.Popen[str], marker: str, timeout: float) -> str:
+    """What the process printed up to and including ``marker``, read from
+    its stdout's descriptor, so that a silent process cannot hang the test."""
+    assert process.stdout is not None
+    descriptor = process.stdout.fileno()
+    printed = b""
+    deadline = time.monotonic() + timeout
+    while marker.encode() not in printed:
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"{marker!r} not printed within {timeout} s: {printed!r}"
+        if select.select([descriptor], [], [], remaining)[0]:
+            chunk = os.read(descriptor, 65536)
+            assert chunk, f"exited before printing {marker!r}: {printed!r}"
+            printed += chunk
+    return printed.decode()
 
 
 def _alive(pid: int) -> bool:
@@ -179,6 +197,28 @@ def test_demo_fills_prometheus_and_ctrl_c_stops_everything(
     assert Path(settings["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]).parent == dashboards
     assert (dashboards / "airflow-overview.json").is_file()
     assert any((state / "prometheus").iterdir()), "Prometheus kept no data"
+
+
+def test_prometheus_dying_ends_the_run_with_its_log(tmp_path: Path,
+                                                   ports: dict[str, int]) -> None:
+    process = _aerostat("up", "--state-dir", str(tmp_path / "state"), *_port_flags(ports))
+    try:
+        before = _read_until(process, "The stack is up", timeout=30)
+        found = [pid for pid in _children(process.pid)
+                 if b"prometheus" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        os.kill(found[0], signal.SIGKILL)
+        out, err = process.communicate(timeout=30)
+        out = before + out
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 1
+    assert "Prometheus was killed by SIGKILL while running; the end of its log" in err
+    assert "Server is ready to receive web requests" in err  # the log's last lines
+    assert "Traceback" not in err + out
+    assert "aerostat: stopped" in out
+    assert port_is_free(ports["web"])
 
 
 def test_without_prometheus_it_says_how_to_install_it(tmp_path: Path) -> None:

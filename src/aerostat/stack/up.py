@@ -227,8 +227,11 @@ class _Child:
         return "\n".join("  " + line for line in text.splitlines()[-lines:])
 
     def died(self, when: str) -> AerostatError:
+        status = self.exit_status()
+        how = (f"was killed by {signal.Signals(-status).name}" if status is not None
+               and status < 0 else f"exited with status {status}")
         return AerostatError(
-            f"{self.name} exited {when} (status {self.exit_status()}); the end of its log, "
+            f"{self.name} {how} {when}; the end of its log, "
             f"{self.log_path}:\n{self.log_tail()}")
 
     def stop(self, timeout: float = STOP_SECONDS) -> None:
@@ -301,9 +304,9 @@ class LocalStack:
         if prometheus is None:
             raise AerostatError(PROMETHEUS_MISSING)
         grafana = find_grafana()
+        self._check_ports(with_grafana=grafana is not None)
         if grafana is None:
             self.report(GRAFANA_MISSING)
-        self._check_ports(with_grafana=grafana is not None)
         self._write_files()
         self._start_exporter()
         self._start_prometheus(prometheus)
@@ -317,7 +320,7 @@ class LocalStack:
         while not self.stopping:
             for child in self.children:
                 if child.exit_status() is not None:
-                    raise child.died("unexpectedly")
+                    raise child.died("while running")
             if self._server_thread is not None and not self._server_thread.is_alive():
                 raise AerostatError("the exporter stopped unexpectedly; see the log above")
             time.sleep(0.2)
@@ -351,7 +354,7 @@ class LocalStack:
         taken: dict[int, str] = {}
         for port, flag in wanted:
             if port in taken:
-                raise AerostatError(f"{taken[port]} and {flag} are both {port}", source=flag)
+                raise AerostatError(f"port {port} is also given to {taken[port]}", source=flag)
             taken[port] = flag
         # StatsD listens on every interface: Airflow may run in a container or
         # another machine; the web interfaces are for this machine only
