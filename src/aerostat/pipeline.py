@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from itertools import repeat
 from typing import NamedTuple, Protocol
@@ -69,16 +69,18 @@ class Verdict(NamedTuple):
     """A Frontend's answer on one mapped event."""
 
     keep: bool
-    cacheable: bool  # whether the answer may be cached with the line's bytes
-    sender: Hashable  # whom the store counts the sample under
+    cacheable: bool = True  # whether the answer may be cached with the line's bytes
+    # for a gauge summed over senders: which senders share one share of the
+    # sum (replicas), sender → group, kept up to date by the frontend
+    groups: Mapping[Hashable, Hashable] | None = None
 
 
 class Frontend(Protocol):
     """What the stages cannot know about one kind of sender (Airflow: see
     aerostat.airflow): it may rewrite an event before mapping (a deployment
     named in the prefix becomes a label), refuse a mapped event that repeats
-    one it already let through (a name Airflow sends twice), and count a
-    sample under another sender (processes that share one share of a sum).
+    one it already let through (a name Airflow sends twice), and say which
+    senders of a summed gauge are replicas of each other.
 
     Lines it admitted or refused are cached like any other; when what it
     learned overturns earlier verdicts it bumps ``generation``, and the
@@ -399,6 +401,7 @@ class Pipeline:
         telemetry.events[event.kind] += 1
         frontend = self.frontend
         rescaled = False
+        groups = None
         if frontend is not None:
             prepared = frontend.prepare(event)
             # a value the frontend corrected cannot be cached by its bytes
@@ -417,10 +420,9 @@ class Pipeline:
             if not verdict.keep:
                 telemetry.actions[Action.DROP.value] += 1
                 return (_DROP, None, 1.0, True, verdict.cacheable)
-            if not verdict.cacheable or verdict.sender != resolution.sender:
-                resolution = dataclasses.replace(
-                    resolution, cacheable=False, sender=verdict.sender
-                )
+            if not verdict.cacheable:
+                resolution = dataclasses.replace(resolution, cacheable=False)
+            groups = verdict.groups
         else:
             telemetry.actions[Action.MAP.value] += 1
         event = resolution.event
@@ -442,6 +444,8 @@ class Pipeline:
             return None
         value = resolution.value
         if isinstance(series, SenderGaugeSeries):
+            if groups is not None:
+                series.groups = groups
             series.set(resolution.sender, value, event.relative, now)
             op = _SENDERS
         elif isinstance(series, ScalarSeries):

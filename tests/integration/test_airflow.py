@@ -58,8 +58,12 @@ def test_dag_processors_of_different_bundles_add_up_replicas_count_once(bridge: 
     bundle_b.send(b"airflow.dag_processing.last_duration,bundle_name=b,file_name=ml:0.1|ms",
                   b"airflow.dagbag_size:30|g")
     assert value(bridge, "airflow_dagbag_size") == 42
-    assert value(bridge, "airflow_dagbag_size_by_sender", sender="bundles:a") == 12
-    assert value(bridge, "airflow_dagbag_size_by_sender", sender="bundles:b") == 30
+    for process, dags in ((bundle_a, 12), (replica_a, 12), (bundle_b, 30)):
+        assert value(bridge, "airflow_dagbag_size_by_sender", sender=process.name) == dags
+    # the lines are cached now: the grouping must hold on the fast path too
+    replica_a.send(b"airflow.dagbag_size:13|g")
+    bundle_b.send(b"airflow.dagbag_size:31|g")
+    assert value(bridge, "airflow_dagbag_size") == 44
 
 
 def test_two_schedulers_executor_slots_add_up(bridge: Bridge) -> None:

@@ -60,8 +60,10 @@ class AirflowFrontend:
         self._legacy: set[str] = set()  # deployments that send legacy names
         self._tagged_metrics: set[tuple[str, str]] = set()
         self._last_repeat: dict[tuple[Hashable, str], float] = {}
-        # the bundles each DAG processor has reported parse times for
-        self._bundles: dict[tuple[str, Hashable], set[str]] = {}
+        # the bundles each DAG processor has reported parse times for, and
+        # the group of the summed DAG-processor totals it belongs to
+        self._bundles: dict[Hashable, set[str]] = {}
+        self._partitions: dict[Hashable, str] = {}
 
     def _is_root(self, component: str) -> bool:
         return component in self._roots or self._root_patterns.fullmatch(component) is not None
@@ -104,15 +106,15 @@ class AirflowFrontend:
         key = rule.origin or ""
         deployment = event.labels.get(DEPLOYMENT, "")
         if key in knowledge.BUNDLE_SOURCES:
-            self._learn_bundle(deployment, sender, dict(resolution.labels).get("bundle"))
+            self._learn_bundle(sender, dict(resolution.labels).get("bundle"))
         elif key in knowledge.SUMMED_OVER_PARTITIONS:
-            return Verdict(True, False, self._partition(deployment, sender))
+            return Verdict(True, groups=self._partitions)
         tagged = any(tag in event.labels for tag in self._tags_of.get(key, ()))
         if rule.twin == TWIN_TAGGED:
             if tagged:
                 self._learn_tagged(deployment, key)
-                return Verdict(True, True, sender)
-            return Verdict(deployment not in self._legacy, True, sender)
+                return Verdict(True)
+            return Verdict(deployment not in self._legacy)
         if rule.twin in (TWIN_LEGACY, TWIN_LEGACY_ALONE):
             if tagged and deployment not in self._tagged:
                 self._tagged.add(deployment)
@@ -126,24 +128,20 @@ class AirflowFrontend:
                 deployment in self._tagged and rule.twin == TWIN_LEGACY
             )
             if proven:
-                return Verdict(False, True, sender)
+                return Verdict(False)
             if key in knowledge.REPEATED_LEGACY:
-                return Verdict(self._first_of_repeat(sender, event), False, sender)
-        return Verdict(True, True, sender)
+                return Verdict(self._first_of_repeat(sender, event), cacheable=False)
+        return Verdict(True)
 
-    def _learn_bundle(self, deployment: str, sender: Hashable, bundle: str | None) -> None:
-        if bundle:
-            self._bundles.setdefault((deployment, sender), set()).add(bundle)
-
-    def _partition(self, deployment: str, sender: Hashable) -> Hashable:
-        """Whom a DAG processor's totals count under: the bundles it parses,
-        so that replicas of one set of bundles count once and processors of
-        different bundles add up; a processor whose bundles are not known
-        (2.x has none) counts for itself."""
-        bundles = self._bundles.get((deployment, sender))
-        if not bundles:
-            return sender
-        return "bundles:" + ",".join(sorted(bundles))
+    def _learn_bundle(self, sender: Hashable, bundle: str | None) -> None:
+        """A DAG processor's totals cover the bundles it parses: processors
+        of the same bundles (replicas) form one group of the sum."""
+        if not bundle:
+            return
+        bundles = self._bundles.setdefault(sender, set())
+        if bundle not in bundles:
+            bundles.add(bundle)
+            self._partitions[sender] = "bundles:" + ",".join(sorted(bundles))
 
     def _learn_tagged(self, deployment: str, key: str) -> None:
         if (deployment, key) in self._tagged_metrics:

@@ -9,7 +9,7 @@ import math
 import random
 from array import array
 from bisect import bisect_left
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 
 # perf: the labels are rendered once, when the series is born, so a scrape
 # only joins strings.
@@ -162,7 +162,9 @@ class SenderGaugeSeries:
     of the live sender heard from first, so that a value every sender reads
     from one shared source does not flap between their samples."""
 
-    __slots__ = ("labels", "labels_text", "policy", "sender_ttl", "senders", "ttl", "updated")
+    __slots__ = (
+        "groups", "labels", "labels_text", "policy", "sender_ttl", "senders", "ttl", "updated",
+    )
 
     def __init__(
         self,
@@ -180,6 +182,10 @@ class SenderGaugeSeries:
         self.sender_ttl = sender_ttl
         # sender → [value, last heard]; insertion order is first-heard order
         self.senders: dict[Hashable, list[float]] = {}
+        # senders that report one shared share of a sum (replicas): sender →
+        # group, kept up to date by whoever learns it; a sum counts each
+        # group's latest value once, and a sender in no group for itself
+        self.groups: Mapping[Hashable, Hashable] | None = None
 
     def set(self, sender: Hashable, value: float, relative: bool, now: float) -> None:
         cell = self.senders.get(sender)
@@ -202,12 +208,27 @@ class SenderGaugeSeries:
         if not values:
             return None
         if self.policy == "sum":
+            if self.groups:
+                return math.fsum(self._latest_per_group(now))
             return math.fsum(values)
         if self.policy == "max":
             return max(values)
         if self.policy == "min":
             return min(values)
         return values[0]  # sticky
+
+    def _latest_per_group(self, now: float) -> list[float]:
+        groups = self.groups or {}
+        horizon = now - self.sender_ttl
+        latest: dict[Hashable, list[float]] = {}
+        for sender, cell in self.senders.items():
+            if cell[1] < horizon:
+                continue
+            group = groups.get(sender, sender)
+            known = latest.get(group)
+            if known is None or cell[1] >= known[1]:
+                latest[group] = cell
+        return [cell[0] for cell in latest.values()]
 
     def prune(self, now: float) -> None:
         """Forgets senders silent for longer than sender_ttl (event loop only)."""
