@@ -21,8 +21,9 @@ which the traffic shows:
   lost (some twins, such as dagrun.dependency-check, come tagged name first,
   so the proof is any legacy name of the deployment, not only this metric's).
 A verdict that this learning overturns is forgotten from the line cache.
-In tagged modes, legacy lines that arrive before any proof are kept: at most
-the first event of such a metric per deployment counts twice at start-up.
+In tagged modes, a legacy line that arrives before any proof is kept; when
+the tagged twin that follows it brings the proof, that twin is recognised
+(same sender, labels and value) and dropped, so the event counts once.
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ class AirflowFrontend:
         self._legacy: set[str] = set()  # deployments that send legacy names
         self._tagged_metrics: set[tuple[str, str]] = set()
         self._last_repeat: dict[tuple[Hashable, str], float] = {}
+        # the last legacy line of each metric kept before the deployment
+        # showed any tag: its tagged twin, if it follows, is the same event
+        self._unproven_legacy: dict[tuple[Hashable, str], tuple[object, float]] = {}
         # the bundles each DAG processor has reported parse times for, and
         # the group of the summed DAG-processor totals it belongs to
         self._bundles: dict[Hashable, set[str]] = {}
@@ -112,7 +116,14 @@ class AirflowFrontend:
         tagged = any(tag in event.labels for tag in self._tags_of.get(key, ()))
         if rule.twin == TWIN_TAGGED:
             if tagged:
+                first_proof = (deployment, key) not in self._tagged_metrics
                 self._learn_tagged(deployment, key)
+                if first_proof and self._unproven_legacy.pop((sender, key), None) == (
+                    _as_in_legacy_names(resolution.labels), resolution.value
+                ):
+                    # the event its legacy twin, kept for want of proof,
+                    # counted just before
+                    return Verdict(False, cacheable=False)
                 return Verdict(True)
             return Verdict(deployment not in self._legacy)
         if rule.twin in (TWIN_LEGACY, TWIN_LEGACY_ALONE):
@@ -131,6 +142,10 @@ class AirflowFrontend:
                 return Verdict(False)
             if key in knowledge.REPEATED_LEGACY:
                 return Verdict(self._first_of_repeat(sender, event), cacheable=False)
+            if rule.twin == TWIN_LEGACY and deployment not in self._tagged:
+                self._unproven_legacy[(sender, key)] = (
+                    _as_in_legacy_names(resolution.labels), resolution.value
+                )
         return Verdict(True)
 
     def _learn_bundle(self, sender: Hashable, bundle: str | None) -> None:
@@ -158,3 +173,9 @@ class AirflowFrontend:
             return False
         self._last_repeat[slot] = event.value
         return True
+
+
+def _as_in_legacy_names(labels: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """Labels as 3.3 writes identifiers into legacy names (a dot as "__"), so
+    that an event's two forms compare equal."""
+    return tuple((name, value.replace(".", "__")) for name, value in labels)

@@ -5,6 +5,7 @@ labelled series."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -210,3 +211,37 @@ def test_the_names_users_query() -> None:
 def test_fill_writes_3_3_identifiers_with_double_underscores() -> None:
     assert fill("ti.start.{dag_id}.{task_id}", True) == "ti.start.etl_daily.load_group__write"
     assert fill("ti.start.{dag_id}.{task_id}", False) == "ti.start.etl_daily.load_group.write"
+
+
+def _twinned_events() -> list[object]:
+    return [
+        pytest.param(entry, mode, id=f"{entry.name}:{mode}")
+        for entry in load_catalog()
+        if entry.line == "3.x" and entry.legacy_name and not entry.variables
+        and entry.type != "gauge"
+        for mode in ("influx", "dogstatsd")
+    ]
+
+
+@pytest.mark.parametrize(("entry", "mode"), _twinned_events())
+def test_the_very_first_event_counts_once_too(entry: CatalogEntry, mode: str) -> None:
+    """Right after aerostat starts, before the deployment has shown a single
+    tag: the legacy line comes first and is kept; its tagged twin, which
+    brings the proof, must not count the event again."""
+    # team_name is sent only in multi-team mode: without it, 3.3's legacy
+    # lines of most metrics carry no tag at all
+    entry = dataclasses.replace(entry, tags=tuple(t for t in entry.tags if t != "team_name"))
+    airflow = Airflow()
+    airflow.send(wire_lines(entry, mode))
+    main = {k: v for k, v in airflow.samples().items()
+            if not k[0].endswith("_by_sender") and not k[0].endswith("_bucket")}
+    if entry.type == "counter":
+        assert list(main.values()) == [1.0], main
+    else:
+        counts = [v for k, v in main.items() if k[0].endswith("_count")]
+        assert counts == [1.0], main
+    # and the next event, with the deployment proven, counts once as well
+    airflow.send(wire_lines(entry, mode))
+    total = sum(v for k, v in airflow.samples().items()
+                if k[0].endswith(("_total", "_count")) and "_by_sender" not in k[0])
+    assert total == 2.0
