@@ -126,12 +126,15 @@ def metrics_markdown() -> str:
         policy = knowledge.SENDERS.get(metric.key)
         if policy is SenderPolicy.SEPARATE:
             labels.append("sender")
+        combined = _POLICY_TEXT[policy] if policy else "-"
+        if metric.key in knowledge.SUMMED_OVER_PARTITIONS:
+            combined += "; replicas of one set of bundles once"
         names = sorted({f"`{e.name}`" + (f" / `{e.legacy_name}`" if e.legacy_name else "")
                         + f" ({e.line})" for e in metric.entries})
         lines.append(
             f"| `{metric.name}` | {metric.type} | "
             f"{', '.join(f'`{label}`' for label in labels) or '-'} | "
-            f"{_POLICY_TEXT[policy] if policy else '-'} | "
+            f"{combined} | "
             f"{'<br>'.join(names)} | {metric.help.replace('|', '/')} |"
         )
     lines.append("")
