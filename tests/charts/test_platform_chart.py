@@ -144,6 +144,12 @@ def test_every_aerostat_metrics_port_is_scraped_with_namespace_and_deployment(
     assert found[0]["pod"] == "aerostat-aerostat-0"
 
 
+def test_a_shared_aerostats_own_deployment_labels_win(helm: Engine) -> None:
+    """One aerostat for several deployments (statsd_prefix airflow.<name>)
+    labels its series itself; the target's deployment only fills the gaps."""
+    assert scrape_job(install(helm), "aerostat")["honor_labels"] is True
+
+
 def test_deployment_defaults_to_the_release_name(helm: Engine) -> None:
     found = scraped(install(helm), aerostat_targets(helm, "sales", "airflow-sales", {}))
     assert [(t["namespace"], t["deployment"]) for t in found] == [("airflow-sales", "sales")]
