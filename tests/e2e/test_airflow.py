@@ -6,7 +6,8 @@ those runs, read through Airflow's REST API.
 
 The first run installs Airflow from the package index into a virtual
 environment under /tmp/aerostat-e2e (a minute or so); later runs reuse it.
-One module run takes about three minutes, most of it the DAGs themselves."""
+One module run takes about three minutes per emission mode, most of it the
+DAGs themselves: plain StatsD, and InfluxDB tags under a deployment prefix."""
 
 from __future__ import annotations
 
@@ -80,12 +81,33 @@ class Record:
     tries: dict[tuple[str, str, str], list[dict[str, Any]]]
 
 
+@dataclass(frozen=True)
+class Mode:
+    """How Airflow emits: its [metrics] settings, and the deployment label
+    aerostat must put on every series."""
+
+    name: str
+    settings: dict[str, str]
+    deployment: str | None
+    tagged: bool = False
+
+
+MODES = (
+    # Airflow's defaults: plain StatsD, tags dropped, legacy names on
+    Mode("plain", {}, None),
+    # InfluxDB tags with legacy names on, one deployment among several
+    Mode("influx-prefix", {"AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED": "True",
+                           "AIRFLOW__METRICS__STATSD_PREFIX": "airflow.etl"}, "etl", tagged=True),
+)
+
+
 @dataclass
 class Run:
     bridge: Bridge
     api: AirflowApi
     record: Record
     env: dict[str, str]
+    mode: Mode
 
 
 def read_record(api: AirflowApi) -> Record:
@@ -107,12 +129,17 @@ def read_record(api: AirflowApi) -> Record:
     )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=MODES, ids=[mode.name for mode in MODES])
 def airflow_run(
-    airflow_venv: AirflowVenv, tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+    airflow_venv: AirflowVenv,
+    tmp_path_factory: pytest.TempPathFactory,
+    pytestconfig: pytest.Config,
+    request: pytest.FixtureRequest,
 ) -> Iterator[Run]:
     """Airflow standalone reporting to aerostat, each DAG triggered once and
-    run to its end; Airflow and aerostat keep running for the tests."""
+    run to its end; Airflow and aerostat keep running for the tests. Once per
+    emission mode."""
+    mode: Mode = request.param
     say = reporter(pytestconfig)
     work = tmp_path_factory.mktemp("airflow")
     home, dags = work / "home", work / "dags"
@@ -128,6 +155,7 @@ def airflow_run(
     with running_bridge(built_in=airflow_built_in()) as bridge:
         api_port = free_port()
         env = airflow_env(airflow_venv, home, dags, bridge.udp_address[1], api_port)
+        env.update(mode.settings)
         airflow = Airflow(airflow_venv, home, env)
         airflow.cli("db", "migrate")
         airflow.cli("pools", "set", POOL, "2", "demo pool")
@@ -148,7 +176,8 @@ def airflow_run(
                 STARTUP_TIMEOUT - (time.monotonic() - started),
                 diagnose=diagnose,
             )
-            say(f"airflow {airflow_venv.version} up in {time.monotonic() - started:.0f} s")
+            say(f"airflow {airflow_venv.version} ({mode.name}) up in "
+                f"{time.monotonic() - started:.0f} s")
             for dag_id in DAG_IDS:
                 airflow.cli("dags", "trigger", dag_id)
             say(f"triggered {', '.join(DAG_IDS)}; waiting for the runs to finish")
@@ -166,11 +195,25 @@ def airflow_run(
             ]
             record = read_record(api)
             bridge.settle()
-            yield Run(bridge, api, record, env)
+            yield Run(bridge, api, record, env, mode)
 
 
-def series(bridge: Bridge, name: str) -> dict[Labels, float]:
-    return {labels: value for (sample, labels), value in bridge.samples().items() if sample == name}
+def series(run: Run, name: str, *keep: str) -> dict[Labels, float]:
+    """The samples of one name, by labels. Every sample must carry the
+    mode's deployment, which is then left out; with ``keep``, only those
+    labels are kept and values that share them add up (tagged modes carry
+    more labels, run_type or status, than the comparisons need)."""
+    found: dict[Labels, float] = {}
+    for (sample, labels), value in run.bridge.samples().items():
+        if sample != name:
+            continue
+        label_map = dict(labels)
+        assert label_map.pop("deployment", None) == run.mode.deployment, (name, labels)
+        if keep:
+            label_map = {key: text for key, text in label_map.items() if key in keep}
+        key = frozenset(label_map.items())
+        found[key] = found.get(key, 0.0) + value
+    return found
 
 
 def labelled(dag_id: str, **labels: str) -> Labels:
@@ -234,11 +277,8 @@ def test_the_runs_cover_retries_deferral_and_failure(airflow_run: Run) -> None:
 
 @pytest.mark.parametrize("dag_id", [pytest.param(dag_id, id=dag_id) for dag_id in DAG_IDS])
 def test_task_finishes_match_airflows_task_instances(airflow_run: Run, dag_id: str) -> None:
-    exported = {
-        labels: value
-        for labels, value in series(airflow_run.bridge, "airflow_ti_finish_total").items()
-        if ("dag_id", dag_id) in labels
-    }
+    finishes = series(airflow_run, "airflow_ti_finish_total", "dag_id", "task_id", "state")
+    exported = {labels: value for labels, value in finishes.items() if ("dag_id", dag_id) in labels}
     expected = expected_finishes(airflow_run.record, dag_id)
     assert expected, f"Airflow's API reports no task of {dag_id} that ran"
     assert exported == {labels: float(count) for labels, count in expected.items()}
@@ -248,8 +288,8 @@ def test_task_finishes_match_airflows_task_instances(airflow_run: Run, dag_id: s
 def test_dag_run_durations_match_airflows_dag_runs(airflow_run: Run, dag_id: str) -> None:
     runs = [run for run in airflow_run.record.dag_runs if run["dag_id"] == dag_id]
     assert runs, f"Airflow's API reports no run of {dag_id}"
-    counts = series(airflow_run.bridge, "airflow_dagrun_duration_seconds_count")
-    sums = series(airflow_run.bridge, "airflow_dagrun_duration_seconds_sum")
+    counts = series(airflow_run, "airflow_dagrun_duration_seconds_count", "dag_id", "state")
+    sums = series(airflow_run, "airflow_dagrun_duration_seconds_sum", "dag_id", "state")
     for state in ("success", "failed"):
         in_state = [run for run in runs if run["state"] == state]
         labels = labelled(dag_id, state=state)
@@ -261,7 +301,7 @@ def test_dag_run_durations_match_airflows_dag_runs(airflow_run: Run, dag_id: str
 
 def test_dagbag_size_is_airflows_dag_count(airflow_run: Run) -> None:
     assert airflow_run.record.dag_count == len(list(DAGS.glob("*.py")))
-    exported = series(airflow_run.bridge, "airflow_dagbag_size")
+    exported = series(airflow_run, "airflow_dagbag_size")
     assert exported == {frozenset(): float(airflow_run.record.dag_count)}
 
 
@@ -272,8 +312,8 @@ def test_pool_slots_match_airflows_idle_pool(airflow_run: Run) -> None:
 
     def exported() -> tuple[float | None, float | None]:
         return (
-            series(airflow_run.bridge, "airflow_pool_open_slots").get(labels),
-            series(airflow_run.bridge, "airflow_pool_running_slots").get(labels),
+            series(airflow_run, "airflow_pool_open_slots", "pool").get(labels),
+            series(airflow_run, "airflow_pool_running_slots", "pool").get(labels),
         )
 
     # the gauges are sent every few seconds: wait for the first after the runs
@@ -299,7 +339,7 @@ def test_pool_slots_match_airflows_idle_pool(airflow_run: Run) -> None:
     ],
 )
 def test_untagged_twins_are_dropped(airflow_run: Run, name: str) -> None:
-    exported = series(airflow_run.bridge, name)
+    exported = series(airflow_run, name)
     assert exported, f"no {name} at all"
     assert all(labels for labels in exported), f"an unlabelled {name} beside the labelled ones"
     assert airflow_run.bridge.counter("statsd_exporter_events_actions_total", action="drop") > 0
@@ -314,7 +354,7 @@ def test_untagged_twins_are_dropped(airflow_run: Run, name: str) -> None:
 )
 def test_no_series_of_dags_airflow_does_not_know(airflow_run: Run, name: str) -> None:
     known = {dag["dag_id"] for dag in airflow_run.api.collection("/dags", "dags")}
-    exported = {dict(labels).get("dag_id") for labels in series(airflow_run.bridge, name)}
+    exported = {dict(labels).get("dag_id") for labels in series(airflow_run, name)}
     assert exported == known == set(DAG_IDS)
 
 
@@ -332,9 +372,12 @@ def test_task_instance_outcomes_match_airflows_final_states(airflow_run: Run) ->
                 failed += 1
             elif operators[(dag_id, task_id)] not in ENDS_IN_TRIGGERER:
                 succeeded += attempt["state"] == "success"
-    samples = airflow_run.bridge.samples()
-    assert samples[("airflow_ti_successes_total", frozenset())] == succeeded
-    assert samples[("airflow_ti_failures_total", frozenset())] == failed
+    successes = series(airflow_run, "airflow_ti_successes_total")
+    assert sum(successes.values()) == succeeded
+    assert sum(series(airflow_run, "airflow_ti_failures_total").values()) == failed
+    # tags reached aerostat: with them, the counters tell the tasks apart
+    expected_labels = {"dag_id", "task_id"} if airflow_run.mode.tagged else set()
+    assert {frozenset(dict(labels)) for labels in successes} == {frozenset(expected_labels)}
 
 
 def test_each_airflow_process_has_its_own_heartbeat(airflow_run: Run) -> None:
@@ -342,7 +385,7 @@ def test_each_airflow_process_has_its_own_heartbeat(airflow_run: Run) -> None:
     each heartbeat metric has one series per process, labelled by sender."""
     for name in ("airflow_scheduler_heartbeat_total", "airflow_dag_processor_heartbeat_total",
                  "airflow_triggerer_heartbeat_total"):
-        exported = series(airflow_run.bridge, name)
+        exported = series(airflow_run, name)
         assert len(exported) == 1, (name, exported)
         (labels, beats), = exported.items()
         assert dict(labels)["sender"].startswith("127.0.0.1:"), labels
@@ -356,13 +399,14 @@ def test_executor_slots_are_the_one_schedulers(airflow_run: Run) -> None:
     labels = frozenset({("executor", "LocalExecutor")})
     wait_until(
         "the executor gauges to show every slot open",
-        lambda: series(airflow_run.bridge, "airflow_executor_open_slots") == {labels: parallelism},
+        lambda: series(airflow_run, "airflow_executor_open_slots", "executor")
+        == {labels: parallelism},
         GAUGE_TIMEOUT,
         0.5,
-        lambda: str(series(airflow_run.bridge, "airflow_executor_open_slots")),
+        lambda: str(series(airflow_run, "airflow_executor_open_slots")),
     )
-    assert series(airflow_run.bridge, "airflow_executor_running_tasks") == {labels: 0.0}
-    by_sender = series(airflow_run.bridge, "airflow_executor_open_slots_by_sender")
+    assert series(airflow_run, "airflow_executor_running_tasks", "executor") == {labels: 0.0}
+    by_sender = series(airflow_run, "airflow_executor_open_slots_by_sender", "sender")
     assert len(by_sender) == 1 and list(by_sender.values()) == [parallelism]
 
 
