@@ -423,6 +423,7 @@ class Pipeline:
             if not verdict.cacheable:
                 resolution = dataclasses.replace(resolution, cacheable=False)
             groups = verdict.groups
+            telemetry.actions[Action.MAP.value] += 1
         else:
             telemetry.actions[Action.MAP.value] += 1
         event = resolution.event

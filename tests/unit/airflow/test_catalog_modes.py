@@ -245,3 +245,12 @@ def test_the_very_first_event_counts_once_too(entry: CatalogEntry, mode: str) ->
     total = sum(v for k, v in airflow.samples().items()
                 if k[0].endswith(("_total", "_count")) and "_by_sender" not in k[0])
     assert total == 2.0
+
+
+def test_mapped_events_are_counted_on_the_first_and_the_cached_path() -> None:
+    """statsd_exporter_events_actions_total{action="map"}: once per event,
+    whether the line was resolved afresh or came from the line cache."""
+    airflow = Airflow()
+    for _ in range(3):
+        airflow.send(["airflow.ti.finish.etl.load.success:1|c"])
+    assert airflow.pipeline.telemetry.actions["map"] == 3
