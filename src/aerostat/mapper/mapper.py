@@ -134,10 +134,6 @@ class Mapper:
             return self.config.rules
         return self.config.rules + self._base.rules
 
-    def with_config(self, config: MappingConfig) -> Mapper:
-        """A mapper for a reloaded user file over the same base."""
-        return Mapper(config, self._cache_size, self._base)
-
     def map(self, name: str, kind: Kind) -> Match | None:
         """The rule ``name`` of ``kind`` falls under, expanded; None when no
         rule matches."""
