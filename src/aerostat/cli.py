@@ -129,6 +129,25 @@ def build_parser() -> argparse.ArgumentParser:
                        help="Most series held at once (about 1 KB each); past it new series "
                        "are refused and "
                        "counted in aerostat_series_refused_total (0 = no limit).")
+    serve.add_argument("--statsd.max-series-bytes", dest="max_series_bytes",
+                       type=_positive_int, default=1 << 30,
+                       help="Most memory the series may take, as estimated per series (default "
+                       "1 GiB); past it new series are refused and counted in "
+                       "aerostat_series_refused_total{limit=\"bytes\"} (0 = no limit).")
+    serve.add_argument("--statsd.max-name-length", dest="max_name_length",
+                       type=_positive_int, default=1024,
+                       help="Longest metric name taken, in characters; longer ones are refused "
+                       "(sample_errors_total{reason=\"name_too_long\"}).")
+    serve.add_argument("--statsd.max-label-value-length", dest="max_label_value_length",
+                       type=_positive_int, default=4096,
+                       help="Longest label value taken, in characters; a sample with a longer "
+                       "one is refused (reason label_value_too_long).")
+    serve.add_argument("--statsd.tcp-max-connections", dest="tcp_max_connections",
+                       type=_positive_int, default=1024,
+                       help="Most StatsD TCP connections open at once (further ones are closed "
+                       "and counted); kept within the file-descriptor limit.")
+    serve.add_argument("--statsd.tcp-idle-timeout", dest="tcp_idle_timeout", type=_duration,
+                       default=300.0, help="Close a StatsD TCP connection silent this long.")
     serve.add_argument("--statsd.relay.address", dest="relay_address", default="",
                        help="Forward every line received to this StatsD server (host:port, UDP).")
     serve.add_argument("--statsd.relay.packet-length", dest="relay_packet_length",
@@ -139,6 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="Address to expose metrics and the web interface on.")
     serve.add_argument("--web.telemetry-path", dest="telemetry_path", default="/metrics",
                        help="Path under which to expose metrics.")
+    serve.add_argument("--web.max-connections", dest="web_max_connections",
+                       type=_positive_int, default=64,
+                       help="Most HTTP connections served at once (further ones are closed "
+                       "and counted).")
+    serve.add_argument("--web.idle-timeout", dest="web_idle_timeout", type=_duration,
+                       default=30.0,
+                       help="Close an HTTP connection that sends nothing for this long.")
     serve.add_argument("--web.enable-lifecycle", dest="enable_lifecycle",
                        action="store_true",
                        help="Enable shutdown and reload via HTTP (POST /-/quit, /-/reload).")
@@ -229,7 +255,11 @@ def _serve(args: argparse.Namespace) -> int:
     # the flags' dest names are ServerOptions' field names
     given = {field.name: getattr(args, field.name) for field in dataclasses.fields(ServerOptions)
              if hasattr(args, field.name)}
-    server = Server(ServerOptions(**given, dialects=_dialects(args), built_in=_built_in(args)))
+    from aerostat.pipeline import InputLimits
+
+    limits = InputLimits(args.max_name_length, args.max_label_value_length)
+    server = Server(ServerOptions(**given, dialects=_dialects(args), built_in=_built_in(args),
+                                  limits=limits))
     server.start()
 
     def on_stop(signum: int, frame: FrameType | None) -> None:

@@ -42,6 +42,10 @@ class Event:
     value: float
     labels: dict[str, str] = field(default_factory=dict)
     relative: bool = False
+    # how many observations this one stands for: a sampled timer
+    # (``|@0.1``) is ten. Kept as a number rather than repeated, so that
+    # the work one line costs does not depend on its sample rate
+    weight: int = 1
 
 
 class Reason(enum.StrEnum):
@@ -66,3 +70,6 @@ class Reason(enum.StrEnum):
     ILLEGAL_NEGATIVE_COUNTER = "illegal_negative_counter"
     INVALID_LABEL_NAME = "invalid_label_name"
     EMPTY_METRIC_NAME = "empty_metric_name"
+    # limits that keep one sender from taking the exporter's memory
+    NAME_TOO_LONG = "name_too_long"
+    LABEL_VALUE_TOO_LONG = "label_value_too_long"

@@ -29,6 +29,9 @@ def _fields(record: logging.LogRecord, time_key: str) -> dict[str, object]:
         "msg": record.getMessage(),
         **getattr(record, "fields", {}),
     }
+    if record.exc_info:
+        # the traceback of an internal error: a bug report needs it
+        fields["traceback"] = logging.Formatter().formatException(record.exc_info)
     return {key: value for key, value in fields.items() if value is not None}
 
 
@@ -63,16 +66,23 @@ class RateLimited:
         self._suppressed = 0
 
     def debug(self, message: str, **fields: object) -> None:
-        if not self.logger.isEnabledFor(logging.DEBUG):
-            return
+        if self.logger.isEnabledFor(logging.DEBUG) and self._passes(fields):
+            self.logger.debug(message, extra={"fields": fields})
+
+    def exception(self, message: str, **fields: object) -> None:
+        """An error with the traceback of the exception being handled."""
+        if self._passes(fields):
+            self.logger.error(message, exc_info=True, extra={"fields": fields})
+
+    def _passes(self, fields: dict[str, object]) -> bool:
         second = int(time.monotonic())
         if second != self._second:
             self._second, self._sent = second, 0
         if self._sent >= self.per_second:
             self._suppressed += 1
-            return
+            return False
         self._sent += 1
         if self._suppressed:
             fields["suppressed_since_last"] = self._suppressed
             self._suppressed = 0
-        self.logger.debug(message, extra={"fields": fields})
+        return True

@@ -7,12 +7,15 @@ HTTP requests are answered from their own threads and only read."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import logging
 import os
 import queue
+import resource
 import selectors
 import socket
+import stat
 import sys
 import threading
 import time
@@ -27,9 +30,10 @@ from aerostat.errors import AerostatError
 from aerostat.expose.exposition import exposition_lines
 from aerostat.expose.http import Endpoints, HttpServer
 from aerostat.expose.telemetry import Telemetry, TelemetryCollector
+from aerostat.logs import RateLimited
 from aerostat.mapper import Mapper, MappingConfig, load_mapping_config
 from aerostat.parse import Dialects
-from aerostat.pipeline import BuiltIn, Pipeline
+from aerostat.pipeline import BuiltIn, InputLimits, Pipeline
 from aerostat.store import Store
 from aerostat.wire import (
     LineAssembler,
@@ -50,6 +54,15 @@ _TICK_SECONDS = 1.0
 _REFUSAL_REPORT_SECONDS = 60.0
 # lines of a scrape rendered between two drains of the sockets
 _RENDER_SLICE = 2000
+# out of file descriptors, accepting TCP pauses this long instead of
+# spinning on a listener that stays readable
+_ACCEPT_BACKOFF_SECONDS = 1.0
+# descriptors kept free for what must go on at the limit: scrapes, the
+# mapping file on reload, /proc reads
+_RESERVED_FDS = 32
+_OUT_OF_FDS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+
+_batch_errors = RateLimited(log, per_second=1)
 
 
 class _Scrape:
@@ -90,6 +103,12 @@ class ServerOptions:
     line_cache_size: int = 100_000
     ttl: float = 0.0
     max_series: int = 500_000
+    max_series_bytes: int = 1 << 30
+    limits: InputLimits = field(default_factory=InputLimits)
+    tcp_max_connections: int = 1024
+    tcp_idle_timeout: float = 300.0
+    web_max_connections: int = 64
+    web_idle_timeout: float = 30.0
     relay_address: str = ""
     relay_packet_length: int = 1400
     built_in: BuiltIn | None = None  # --airflow: aerostat.airflow's mapping
@@ -116,12 +135,13 @@ class Server:
     def __init__(self, options: ServerOptions) -> None:
         self.options = options
         self.relay: Relay | None = None
+        self._connections: dict[socket.socket, LineAssembler] = {}
         config = load_config(options.mapping_config)
         self.telemetry = Telemetry()
         self.registry = CollectorRegistry(auto_describe=False)
         self.mapper = self._mapper(config)
         self.telemetry.loaded_mappings = len(self.mapper.rules)
-        self.store = Store(max_series=options.max_series)
+        self.store = Store(max_series=options.max_series, max_bytes=options.max_series_bytes)
         self.pipeline = Pipeline(
             self.mapper,
             self.store,
@@ -130,6 +150,7 @@ class Server:
             options.line_cache_size,
             default_ttl=options.ttl,
             frontend=None if options.built_in is None else options.built_in.frontend(),
+            limits=options.limits,
         )
         self.registry.register(
             TelemetryCollector(
@@ -146,6 +167,15 @@ class Server:
                     "aerostat_line_cache_length": (
                         "Distinct StatsD lines (without their values) resolved to a series.",
                         lambda: self.pipeline.cache_length,
+                    ),
+                    "aerostat_series_bytes": (
+                        "Estimated memory of the series held for StatsD metrics, in bytes "
+                        "(bounded by --statsd.max-series-bytes).",
+                        lambda: self.store.bytes,
+                    ),
+                    "aerostat_tcp_connections_open": (
+                        "StatsD TCP connections open now.",
+                        lambda: len(self._connections),
                     ),
                 },
                 families=self.store.count_families,
@@ -189,8 +219,13 @@ class Server:
         self.udp: socket.socket | None = None
         self.tcp: socket.socket | None = None
         self.unixgram: socket.socket | None = None
-        self._connections: dict[socket.socket, LineAssembler] = {}
         self._peers: dict[socket.socket, object] = {}
+        self._last_read: dict[socket.socket, float] = {}
+        self._max_connections = options.tcp_max_connections
+        self._accept_paused_until = 0.0
+        self._unixgram_identity: tuple[int, int] | None = None
+        self._limits_warned: set[str] = set()
+        self._limits_reported: dict[str, float] = {}
         self._scrapes: list[_Scrape] = []
         self._refusals_reported: dict[str, int] = {}
         self._next_refusal_report = 0.0
@@ -213,6 +248,8 @@ class Server:
         if not (options.listen_udp or options.listen_tcp or options.listen_unixgram):
             raise AerostatError("at least one of UDP, TCP or unixgram listeners must be set",
                                 source="--statsd.listen-*")
+        self._max_connections = _connection_cap(
+            options.tcp_max_connections, options.web_max_connections)
         try:
             if options.listen_udp:
                 self.udp = bind_udp(options.listen_udp, options.read_buffer)
@@ -225,6 +262,10 @@ class Server:
                     options.listen_unixgram, options.unixsocket_mode, options.read_buffer
                 )
                 self._selector.register(self.unixgram, selectors.EVENT_READ, self._drain_unixgram)
+                if not options.listen_unixgram.startswith("@"):
+                    # what we bound, so that stop removes it and nothing else
+                    created = os.stat(options.listen_unixgram)
+                    self._unixgram_identity = (created.st_dev, created.st_ino)
             self._selector.register(self._wake_reader, selectors.EVENT_READ, self._run_requests)
             if options.relay_address:
                 self.relay = Relay(options.relay_address, options.relay_packet_length)
@@ -236,7 +277,10 @@ class Server:
                     reload=self.request_reload,
                     quit=self.stop,
                     enable_lifecycle=options.enable_lifecycle,
+                    refused=self._count_http_refusal,
                 ),
+                max_connections=options.web_max_connections,
+                idle_timeout=options.web_idle_timeout,
             )
         except AerostatError:
             self._close_sockets()
@@ -346,23 +390,61 @@ class Server:
             self.pipeline.feed_batch(lines, time.monotonic(), senders)
         except Exception:
             self.telemetry.internal_errors += 1
-            log.exception("Internal error while processing a batch; it was skipped",
-                          extra={"fields": {"lines": len(lines)}})
+            _batch_errors.exception("Internal error while processing a batch; it was skipped",
+                                    lines=len(lines))
 
     def _accept_tcp(self) -> None:
         assert self.tcp is not None
         try:
             connection, peer = self.tcp.accept()
-        except OSError:
+        except BlockingIOError:
+            return
+        except OSError as error:
             self.telemetry.tcp_connection_errors += 1
+            if error.errno in _OUT_OF_FDS:
+                # the listener stays readable: without a pause the loop would
+                # spin on accept() and starve everything else
+                self._pause_accepting()
+            return
+        if len(self._connections) >= self._max_connections:
+            connection.close()
+            self.telemetry.tcp_connections_refused += 1
             return
         connection.setblocking(False)
         self.telemetry.tcp_connections += 1
         self._connections[connection] = LineAssembler()
         self._peers[connection] = peer
+        self._last_read[connection] = time.monotonic()
         self._selector.register(
             connection, selectors.EVENT_READ, lambda: self._read_tcp(connection)
         )
+
+    def _pause_accepting(self) -> None:
+        assert self.tcp is not None
+        self.telemetry.accept_backoffs += 1
+        self._accept_paused_until = time.monotonic() + _ACCEPT_BACKOFF_SECONDS
+        self._selector.unregister(self.tcp)
+
+    def _resume_accepting(self, now: float) -> None:
+        if self._accept_paused_until and now >= self._accept_paused_until and self.tcp:
+            self._accept_paused_until = 0.0
+            self._selector.register(self.tcp, selectors.EVENT_READ, self._accept_tcp)
+
+    def _close_idle_connections(self, now: float) -> None:
+        horizon = now - self.options.tcp_idle_timeout
+        for connection, last in list(self._last_read.items()):
+            if last < horizon:
+                self._close_connection(connection)
+
+    def _close_connection(self, connection: socket.socket) -> None:
+        self._selector.unregister(connection)
+        del self._connections[connection]
+        self._peers.pop(connection, None)
+        self._last_read.pop(connection, None)
+        connection.close()
+
+    def _count_http_refusal(self) -> None:
+        self.telemetry.http_connections_refused += 1  # an int: safe from any thread
 
     def _read_tcp(self, connection: socket.socket) -> None:
         assembler = self._connections[connection]
@@ -380,11 +462,10 @@ class Server:
         self._feed(lines, [self._peers.get(connection)] * len(lines))
         self.telemetry.tcp_too_long_lines += assembler.too_long
         assembler.too_long = 0
-        if not chunk:
-            self._selector.unregister(connection)
-            del self._connections[connection]
-            self._peers.pop(connection, None)
-            connection.close()
+        if chunk:
+            self._last_read[connection] = time.monotonic()
+        else:
+            self._close_connection(connection)
 
     def tick(self, now: float) -> None:
         """Once a second: expire series, read the kernel's drop counter."""
@@ -393,9 +474,55 @@ class Server:
             self.telemetry.series_expired += len(expired)
             self.pipeline.forget_series(expired)
         self._read_kernel_drops()
+        self._resume_accepting(now)
+        self._close_idle_connections(now)
+        self._warn_at_limits()
         if now >= self._next_refusal_report:
             self._next_refusal_report = now + _REFUSAL_REPORT_SECONDS
             self._report_refusals()
+            self._report_limits()
+
+    def _limit_counts(self) -> dict[str, tuple[float, str]]:
+        """What is lost at a limit, so far, and what to do about it."""
+        t = self.telemetry
+        return {
+            "series_limit": (t.series_refused.get("series", 0),
+                             "raise --statsd.max-series, or drop the metrics with most series "
+                             "(aerostat_series, and a mapping with action: drop)"),
+            "bytes_limit": (t.series_refused.get("bytes", 0),
+                            "raise --statsd.max-series-bytes, or find the senders of long "
+                            "label values"),
+            "kernel_drops": (t.udp_kernel_drops,
+                             "the exporter cannot keep up: raise net.core.rmem_max and "
+                             "--statsd.read-buffer, or spread the senders over more exporters"),
+            "tcp_refused": (t.tcp_connections_refused,
+                            "raise --statsd.tcp-max-connections (and the file-descriptor limit)"),
+            "http_refused": (t.http_connections_refused, "raise --web.max-connections"),
+            "accept_backoffs": (t.accept_backoffs,
+                                "the process ran out of file descriptors: raise its limit "
+                                "(ulimit -n) or lower --statsd.tcp-max-connections"),
+        }
+
+    def _warn_at_limits(self) -> None:
+        """The first time something is lost at a limit: one warning, at once."""
+        for name, (count, advice) in self._limit_counts().items():
+            if count and name not in self._limits_warned:
+                self._limits_warned.add(name)
+                self._limits_reported[name] = count
+                log.warning("Input is being lost at a limit: %s", advice,
+                            extra={"fields": {"limit": name, "count": int(count)}})
+
+    def _report_limits(self) -> None:
+        """Then what was lost since, in the periodic summary."""
+        grown = {}
+        for name, (count, _) in self._limit_counts().items():
+            before = self._limits_reported.get(name, count)
+            if count > before:
+                grown[name] = int(count - before)
+            self._limits_reported[name] = count
+        if grown:
+            log.warning("Input lost at limits since the last report (see aerostat_* metrics)",
+                        extra={"fields": grown})
 
     def _report_refusals(self) -> None:
         """One warning for all input refused since the last one: enough for
@@ -513,6 +640,7 @@ class Server:
         for sock in (self.udp, self.tcp, self.unixgram, *self._connections):
             if sock is not None:
                 sock.close()
+        self._last_read.clear()
         if self.relay is not None:
             self.relay.close()
         self._selector.close()
@@ -521,9 +649,14 @@ class Server:
         self._connections.clear()
         self._peers.clear()
         path = self.options.listen_unixgram
-        if self.unixgram is not None and path and not path.startswith("@"):
+        if self.unixgram is not None and self._unixgram_identity is not None:
             with contextlib.suppress(OSError):
-                os.unlink(path)
+                found = os.lstat(path)
+                # only the socket aerostat made: a file put there since stays
+                if stat.S_ISSOCK(found.st_mode) and (
+                    (found.st_dev, found.st_ino) == self._unixgram_identity
+                ):
+                    os.unlink(path)
         self.unixgram = None
 
     # -- scrapes ----------------------------------------------------------------------
@@ -552,6 +685,33 @@ class Server:
         # in OpenMetrics, the own output ends with the one # EOF
         own: bytes = generate(self.registry)
         yield own.decode("utf-8")
+
+
+def _connection_cap(wanted: int, web_connections: int) -> int:
+    """StatsD TCP connections allowed at once: what was asked for, within the
+    file-descriptor limit, so that the process never runs out of descriptors
+    for its own scrapes. The soft limit is first raised to the hard one, as
+    Go programs (statsd_exporter among them) do at start."""
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or soft < hard:
+            with contextlib.suppress(ValueError, OSError):
+                target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+                resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ValueError, OSError):
+        return wanted
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    room = soft - _RESERVED_FDS - web_connections - _open_descriptors()
+    return max(1, min(wanted, room))
+
+
+def _open_descriptors() -> int:
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return 16
 
 
 def _address(sock: socket.socket | None) -> str | None:

@@ -23,7 +23,9 @@ def events_of(data: bytes, case: dict[str, Any]) -> list[Event]:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return []
-    return parse_line(text, dialects(case)).events
+    # a sampled observer is one event of weight n where upstream repeats it n times
+    return [event for event in parse_line(text, dialects(case)).events
+            for _ in range(event.weight)]
 
 
 def as_observed(event: Event) -> dict[str, Any]:

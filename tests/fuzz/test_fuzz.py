@@ -31,7 +31,7 @@ def accounted(telemetry: Telemetry) -> int:
         sum(telemetry.events)
         + sum(telemetry.sample_errors.values())
         + sum(telemetry.conflicts.values())
-        + telemetry.series_refused
+        + sum(telemetry.series_refused.values())
     )
 
 

@@ -69,7 +69,7 @@ def test_series_limit_refuses_new_series_and_keeps_old_ones() -> None:
         bridge.send_udp(*[b"random.%d:1|g" % number for number in range(25)])
         kept = [key for key in bridge.samples() if key[0].startswith("random_")]
         assert len(kept) == 10
-        assert bridge.counter("aerostat_series_refused_total") == 15
+        assert bridge.counter("aerostat_series_refused_total", limit="series") == 15
         bridge.send_udp(b"random.0:7|g")  # an existing series still updates
         assert bridge.samples()[("random_0", frozenset())] == 7
 

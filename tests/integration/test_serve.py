@@ -14,6 +14,7 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
+from aerostat.pipeline import InputLimits
 from bridge import Bridge, running_bridge
 
 MAPPING = """\
@@ -212,9 +213,17 @@ def test_bad_input_is_counted_by_reason(line: bytes, reason: str, tmp_path: Path
 
 def test_huge_datagram_is_read_whole() -> None:
     long_name = b"n" * 60_000
-    with running_bridge() as bridge:
+    with running_bridge(limits=InputLimits(max_name_length=60_000)) as bridge:
         bridge.send_udp(long_name + b":1|g")
         assert bridge.samples()[(long_name.decode(), frozenset())] == 1
+
+
+def test_names_past_the_limit_are_refused_and_counted() -> None:
+    with running_bridge() as bridge:  # the default limit: 1024 characters
+        bridge.send_udp(b"n" * 1025 + b":1|g", b"n" * 1024 + b":1|g")
+        assert bridge.counter("statsd_exporter_sample_errors_total",
+                              reason="name_too_long") == 1
+        assert [name for name, _ in bridge.samples()] == ["n" * 1024]
 
 
 def test_own_metric_names_cannot_be_taken() -> None:

@@ -341,7 +341,7 @@ def _overflow(bridge: Bridge) -> None:
                 sock.sendto(f"overflow.series_{burst}_{number}:1|c".encode(), bridge.udp_address)
             time.sleep(1.2)  # aerostat reads the kernel's drop counter once a second
             if (bridge.counter("aerostat_udp_kernel_drops_total") > 0
-                    and bridge.counter("aerostat_series_refused_total") > 0):
+                    and bridge.counter("aerostat_series_refused_total", limit="series") > 0):
                 return
     raise AssertionError("no kernel drops or refused series after 10 bursts")
 

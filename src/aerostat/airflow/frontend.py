@@ -81,7 +81,7 @@ class AirflowFrontend:
             value *= 1000.0
         if name is event.name and value == event.value:
             return event
-        return Event(event.kind, name, value, labels, event.relative)
+        return Event(event.kind, name, value, labels, event.relative, event.weight)
 
     def _deployment(self, event: Event) -> tuple[str, dict[str, str]]:
         """The name without a deployment, and the labels with it."""

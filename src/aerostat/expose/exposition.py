@@ -86,6 +86,10 @@ def _family_lines(family: Family, openmetrics: bool, now: float) -> Iterable[str
             yield f"{name}{series.labels_text} {format_value(series.value)}\n"
     elif spec.type is MetricType.HISTOGRAM:
         bounds = [format_value(b) for b in spec.buckets] + ["+Inf"]
+        # deviation: OpenMetrics forbids a _sum that is negative or that sits
+        # beside negative buckets, and _count without _sum; such a histogram
+        # is sent as its buckets alone (the +Inf bucket is its count)
+        negative_buckets = bool(spec.buckets) and spec.buckets[0] < 0
         if openmetrics:
             bounds = [_openmetrics_bound(b) for b in spec.buckets] + ["+Inf"]
         for series in series_list:
@@ -95,6 +99,8 @@ def _family_lines(family: Family, openmetrics: bool, now: float) -> Iterable[str
             for bound, count in zip(bounds, series.counts, strict=True):
                 cumulative += count
                 yield f"{name}_bucket{_with_label(labels_text, 'le', bound)} {cumulative}\n"
+            if openmetrics and (negative_buckets or series.sum < 0):
+                continue
             yield f"{name}_sum{labels_text} {format_value(series.sum)}\n"
             yield f"{name}_count{labels_text} {series.count}\n"
     else:
@@ -104,11 +110,14 @@ def _family_lines(family: Family, openmetrics: bool, now: float) -> Iterable[str
             labels_text = series.labels_text
             values = series.quantile_values(now)
             for quantile, value in zip(quantile_names, values, strict=True):
+                if openmetrics and value < 0:
+                    continue  # deviation: OpenMetrics quantiles are never negative
                 yield (
                     f"{name}{_with_label(labels_text, 'quantile', quantile)} "
                     f"{format_value(value)}\n"
                 )
-            yield f"{name}_sum{labels_text} {format_value(series.sum)}\n"
+            if not (openmetrics and series.sum < 0):
+                yield f"{name}_sum{labels_text} {format_value(series.sum)}\n"
             yield f"{name}_count{labels_text} {series.count}\n"
 
 

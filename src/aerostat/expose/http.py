@@ -5,10 +5,13 @@ only writer) and lifecycle calls are handed to the event loop."""
 
 from __future__ import annotations
 
+import errno
 import gzip
 import html
 import logging
+import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,10 +31,42 @@ class Endpoints:
     reload: Callable[[], str | None]  # None on success, else why it failed
     quit: Callable[[], None]
     enable_lifecycle: bool
+    refused: Callable[[], None] = lambda: None  # a connection closed at the cap
+
+
+def _weights(header: str) -> dict[str, float]:
+    """``type;q=0.5, other`` → {type: 0.5, other: 1.0}: RFC 9110 quality
+    values, the highest one kept when a type is listed twice."""
+    weights: dict[str, float] = {}
+    for part in header.split(","):
+        token, *params = (piece.strip() for piece in part.split(";"))
+        if not token:
+            continue
+        weight = 1.0
+        for param in params:
+            key, _, text = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    weight = float(text)
+                except ValueError:
+                    weight = 0.0
+        token = token.lower()
+        weights[token] = max(weight, weights.get(token, 0.0))
+    return weights
 
 
 def wants_openmetrics(accept: str) -> bool:
-    return "application/openmetrics-text" in accept
+    """OpenMetrics when the client lists it, not at q=0, and not below the
+    classic text format."""
+    weights = _weights(accept)
+    wanted = weights.get("application/openmetrics-text", 0.0)
+    return wanted > 0.0 and wanted >= weights.get("text/plain", 0.0)
+
+
+def accepts_gzip(accept_encoding: str) -> bool:
+    weights = _weights(accept_encoding)
+    weight = weights.get("gzip")
+    return (weights.get("*", 0.0) if weight is None else weight) > 0.0
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -43,7 +78,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _reply(self, status: int, body: bytes, content_type: str = "text/plain; charset=utf-8",
                compress: bool = False) -> None:
-        if compress and "gzip" in self.headers.get("Accept-Encoding", ""):
+        if compress and accepts_gzip(self.headers.get("Accept-Encoding", "")):
             body = gzip.compress(body, compresslevel=1)
             self.send_response(status)
             self.send_header("Content-Encoding", "gzip")
@@ -111,19 +146,71 @@ def _landing_page(telemetry_path: str) -> bytes:
     ).encode()
 
 
+_Request = socket.socket | tuple[bytes, socket.socket]
+
+
 class _Server(ThreadingHTTPServer):
+    """One thread per connection, at most ``max_connections`` at once: past
+    that a connection is closed at once and counted, so that a flood of
+    connections cannot take every thread and descriptor."""
+
     daemon_threads = True
     allow_reuse_address = True
+    max_connections = 64
+    on_refused: Callable[[], None] = staticmethod(lambda: None)
+
+    def server_activate(self) -> None:
+        super().server_activate()
+        self._slots = threading.BoundedSemaphore(self.max_connections)
+
+    def get_request(self) -> tuple[socket.socket, object]:
+        try:
+            return super().get_request()
+        except OSError as error:
+            if error.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                # out of descriptors the listener stays readable: pause rather
+                # than spin (serve_forever calls again when it polls)
+                time.sleep(0.1)
+            raise
+
+    def process_request(self, request: _Request, client_address: object) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.on_refused()
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: _Request, client_address: object) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 class HttpServer:
     """Binds at construction (so a bad address fails at start), serves from a
     background thread."""
 
-    def __init__(self, address: str, endpoints: Endpoints) -> None:
+    def __init__(
+        self,
+        address: str,
+        endpoints: Endpoints,
+        max_connections: int = 64,
+        idle_timeout: float = 30.0,
+    ) -> None:
         family, host, port = parse_address(address, "--web.listen-address")
-        handler = type("Handler", (_Handler,), {"endpoints": endpoints})
-        server_class = type("Server", (_Server,), {"address_family": family})
+        # timeout: a connection that sends nothing for this long is closed
+        handler = type("Handler", (_Handler,), {"endpoints": endpoints,
+                                                "timeout": idle_timeout or None})
+        server_class = type("Server", (_Server,), {
+            "address_family": family,
+            "max_connections": max(1, max_connections),
+            "on_refused": staticmethod(endpoints.refused),
+        })
         try:
             self._server = server_class((host, port), handler)
         except OSError as error:

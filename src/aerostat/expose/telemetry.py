@@ -40,7 +40,10 @@ class Telemetry:
         self.config_reloads: defaultdict[str, int] = defaultdict(int)
         self.loaded_mappings = 0
         self.series_expired = 0
-        self.series_refused = 0
+        self.series_refused: defaultdict[str, int] = defaultdict(int)  # by limit
+        self.tcp_connections_refused = 0
+        self.http_connections_refused = 0
+        self.accept_backoffs = 0
         self.internal_errors = 0
 
 
@@ -191,13 +194,35 @@ class TelemetryCollector:
         )
         yield counter(
             "aerostat_internal_errors",
-            "Batches of input skipped because aerostat hit a bug processing them (see the log).",
+            "Lines or batches of input skipped because aerostat hit a bug processing them "
+            "(the log has the traceback).",
             t.internal_errors,
         )
-        yield counter(
+        refused = CounterMetricFamily(
             "aerostat_series_refused",
-            "New series refused because the store held --statsd.max-series already.",
-            t.series_refused,
+            "New series refused because the store held --statsd.max-series series (limit "
+            "series) or --statsd.max-series-bytes bytes (limit bytes) already.",
+            labels=["limit"],
+        )
+        for limit in ("series", "bytes"):
+            refused.add_metric([limit], t.series_refused.get(limit, 0))
+        yield refused
+        yield counter(
+            "aerostat_tcp_connections_refused",
+            "StatsD TCP connections closed at once because --statsd.tcp-max-connections "
+            "were open.",
+            t.tcp_connections_refused,
+        )
+        yield counter(
+            "aerostat_http_connections_refused",
+            "HTTP connections closed at once because --web.max-connections were being served.",
+            t.http_connections_refused,
+        )
+        yield counter(
+            "aerostat_accept_backoffs",
+            "Times accepting TCP connections paused for a second because the process was out "
+            "of file descriptors.",
+            t.accept_backoffs,
         )
         for name, (help_text, read) in self.gauges.items():
             yield GaugeMetricFamily(name, help_text, value=read())

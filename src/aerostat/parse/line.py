@@ -70,6 +70,12 @@ def parse_value(text: str) -> float | Reason:
     return value
 
 
+# the smallest sample rate taken: below it one sample would stand for more
+# observations than a float counts exactly (2**53), and 1/rate overflows
+# for subnormal rates (an observer at @1e-320 once raised OverflowError)
+MIN_SAMPLE_RATE = 2.0**-53
+
+
 def _parse_rate(text: str) -> float | None:
     """The factor of ``@rate``; None when it is unusable."""
     rate = parse_value(text)
@@ -159,7 +165,7 @@ def _parse_sample(
     if any(not extra for extra in extras):
         result.errors.append(Reason.MALFORMED_COMPONENT)
         return
-    repeat = 1
+    weight = 1
     divisor = 1.0
     for extra in extras:
         marker = extra[0]
@@ -169,10 +175,16 @@ def _parse_sample(
                 # as upstream: counted, and the sample is kept unsampled
                 result.errors.append(Reason.INVALID_SAMPLE_FACTOR)
                 rate = 1.0
+            elif rate < MIN_SAMPLE_RATE:
+                # deviation: upstream repeats the event int(1/rate) times,
+                # so one datagram can cost seconds; such a rate is refused
+                result.errors.append(Reason.INVALID_SAMPLE_FACTOR)
+                return
             if stat_type == "c":
                 divisor = rate
             elif stat_type in _OBSERVER_TYPES:
-                repeat = int(1.0 / rate)
+                # as upstream, int(1/rate) observations, but as one weight
+                weight = int(1.0 / rate)
         elif marker == "#":
             if dialects.dogstatsd:
                 result.tag_errors += parse_dogstatsd_tags(extra[1:], labels)
@@ -205,8 +217,10 @@ def _parse_sample(
         result.errors.append(Reason.ILLEGAL_EVENT)
         return
     value /= divisor
+    if value - value != 0.0:  # a finite value over a tiny rate overflows
+        result.errors.append(Reason.NON_FINITE_VALUE)
+        return
     result.divisor = divisor
-    event = Event(kind, name, value, dict(labels), relative and kind is Kind.GAUGE)
-    result.events.append(event)
-    for _ in range(repeat - 1):
-        result.events.append(Event(kind, name, value, dict(labels), False))
+    result.events.append(
+        Event(kind, name, value, dict(labels), relative and kind is Kind.GAUGE, weight)
+    )

@@ -33,7 +33,8 @@ class Refusal(enum.Enum):
     """Why the store did not give out a series."""
 
     CONFLICT = "conflict"  # the name is taken by another type, or reserved
-    LIMIT = "limit"  # the store holds max_series already
+    LIMIT = "series"  # the store holds max_series already
+    BYTES = "bytes"  # the store's estimated size reached max_bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,13 +78,19 @@ class Store:
     exporter's own metrics: a StatsD name may not take one (upstream lets
     ``go_goroutines:1|g`` fail every scrape with HTTP 500)."""
 
-    def __init__(self, reserved: frozenset[str] = frozenset(), max_series: int = 0) -> None:
+    def __init__(
+        self, reserved: frozenset[str] = frozenset(), max_series: int = 0, max_bytes: int = 0
+    ) -> None:
         self.families: dict[str, Family] = {}
         self.reserved = reserved
         # 0: no limit. Past it new series are refused, existing ones update:
         # a stream of random names must not exhaust memory
         self.max_series = max_series
         self.series_count = 0
+        # the same in bytes, as estimated by series_bytes(): the count alone
+        # let 5,000 series with 50 KB labels take 700 MB
+        self.max_bytes = max_bytes
+        self.bytes = 0
         # series that can expire, by identity: (family name, label key)
         self._expiring: dict[int, tuple[Family, LabelPairs, Series]] = {}
         # gauges fed by several senders, whose silent senders expire
@@ -135,12 +142,16 @@ class Store:
         if series is None:
             if self.max_series and self.series_count >= self.max_series:
                 return Refusal.LIMIT
+            cost = series_bytes(spec, labels)
+            if self.max_bytes and self.bytes + cost > self.max_bytes:
+                return Refusal.BYTES
             family = self.family_for(spec)
             if family is None:
                 return Refusal.CONFLICT
             series = _new_series(family.spec, labels)
             family.series[labels] = series
             self.series_count += 1
+            self.bytes += series_bytes(family.spec, labels)
             if isinstance(series, SenderGaugeSeries):
                 self._per_sender[id(series)] = (family, labels, series)
         if ttl > 0.0:
@@ -180,9 +191,27 @@ class Store:
             del family.series[labels]
             self._per_sender.pop(id(series), None)
             self.series_count -= 1
+            self.bytes -= series_bytes(family.spec, labels)
             if not family.series:
                 del self.families[family.spec.name]
         return [series for _, _, series in expired]
+
+
+def series_bytes(spec: FamilySpec, labels: LabelPairs) -> int:
+    """About what a series of this family and labels holds in memory: its
+    cell, its labels (kept as pairs and once rendered) and the dict slots
+    that find it. Measured with tracemalloc on CPython 3.11 within 20 %
+    (tests/unit/store/test_limits.py); a sender gauge's senders and a
+    summary's window grow later and are not counted."""
+    text = sum(len(name) + len(value) for name, value in labels)
+    size = 360 + 2 * text + 130 * len(labels)
+    if spec.type is MetricType.HISTOGRAM:
+        size += 120 + 8 * len(spec.buckets)
+    elif spec.type is MetricType.SUMMARY:
+        size += 500 + 100 * spec.age_buckets
+    elif spec.senders:
+        size += 200
+    return size
 
 
 def _new_series(spec: FamilySpec, labels: LabelPairs) -> Series:

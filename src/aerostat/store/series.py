@@ -49,11 +49,17 @@ class HistogramSeries:
         self.sum = 0.0
         self.count = 0
 
-    def observe(self, value: float, now: float) -> None:
+    def observe(self, value: float, now: float, weight: int = 1) -> bool:
+        """Counts ``weight`` observations of ``value``; False, and nothing
+        changed, when the sum would no longer be finite."""
+        total = self.sum + value * weight
+        if total - total != 0.0:
+            return False
         # bisect_left: a value equal to a bound belongs to that bucket (le)
-        self.counts[bisect_left(self.bounds, value)] += 1
-        self.sum += value
-        self.count += 1
+        self.counts[bisect_left(self.bounds, value)] += weight
+        self.sum = total
+        self.count += weight
+        return True
 
 
 class SummarySeries:
@@ -120,16 +126,24 @@ class SummarySeries:
         self.newest_seen = 0
         self.slice_end += passed * self.slice_seconds
 
-    def observe(self, value: float, now: float) -> None:
+    def observe(self, value: float, now: float, weight: int = 1) -> bool:
+        """Counts ``weight`` observations of ``value``; False, and nothing
+        changed, when the sum would no longer be finite. A weight enters the
+        window as at most SLICE_CAPACITY copies: the window holds no more."""
+        total = self.sum + value * weight
+        if total - total != 0.0:
+            return False
         if now >= self.slice_end:
             self._advance(now)
-        newest = self.newest
-        if len(newest) < self.SLICE_CAPACITY:
-            newest.append(value)
-        else:
-            self._sample(value)
-        self.sum += value
-        self.count += 1
+        for _ in range(min(weight, self.SLICE_CAPACITY)):
+            newest = self.newest
+            if len(newest) < self.SLICE_CAPACITY:
+                newest.append(value)
+            else:
+                self._sample(value)
+        self.sum = total
+        self.count += weight
+        return True
 
     def _sample(self, value: float) -> None:
         self.newest_seen = max(self.newest_seen, self.SLICE_CAPACITY) + 1
@@ -187,14 +201,21 @@ class SenderGaugeSeries:
         # group's latest value once, and a sender in no group for itself
         self.groups: Mapping[Hashable, Hashable] | None = None
 
-    def set(self, sender: Hashable, value: float, relative: bool, now: float) -> None:
+    def set(self, sender: Hashable, value: float, relative: bool, now: float) -> bool:
+        """False, and nothing changed, when the sender's value would no
+        longer be finite, or a sum over the senders would not be."""
         cell = self.senders.get(sender)
+        if cell is not None and relative:
+            value += cell[0]
+        if value - value != 0.0:
+            return False
         if cell is None:
             self.senders[sender] = [value, now]
         else:
-            cell[0] = cell[0] + value if relative else value
+            cell[0] = value
             cell[1] = now
         self.updated = now
+        return True
 
     def live(self, now: float) -> list[tuple[Hashable, float]]:
         """(sender, value) of every sender heard within sender_ttl."""
@@ -208,9 +229,12 @@ class SenderGaugeSeries:
         if not values:
             return None
         if self.policy == "sum":
-            if self.groups:
-                return math.fsum(self._latest_per_group(now))
-            return math.fsum(values)
+            try:
+                if self.groups:
+                    return math.fsum(self._latest_per_group(now))
+                return math.fsum(values)
+            except OverflowError:
+                return None  # finite shares, no finite sum: nothing to show
         if self.policy == "max":
             return max(values)
         if self.policy == "min":

@@ -44,8 +44,32 @@ def test_values_read_as_go_parses_floats(text: str, expected: float | Reason) ->
 )
 def test_sample_rates(line: str, values: list[float], errors: list[Reason]) -> None:
     parsed = parse_line(line)
-    assert [event.value for event in parsed.events] == pytest.approx(values)
+    observed = [event.value for event in parsed.events for _ in range(event.weight)]
+    assert observed == pytest.approx(values)
     assert parsed.errors == errors
+
+
+@pytest.mark.parametrize(
+    ("line", "weight", "errors"),
+    [
+        pytest.param("t:10|ms|@0.25", 4, [], id="quarter"),
+        pytest.param("t:10|ms|@0.000001", 1_000_000, [], id="one-in-a-million-is-one-event"),
+        pytest.param("t:10|h|@1e-15", 999_999_999_999_999, [], id="smallest-rates-taken"),
+        pytest.param("t:10|ms|@1e-17", None, [Reason.INVALID_SAMPLE_FACTOR], id="below-2-53"),
+        pytest.param("q:1|c|@1e-320", None, [Reason.INVALID_SAMPLE_FACTOR], id="subnormal"),
+        pytest.param("c:1e308|c|@0.5", None, [Reason.NON_FINITE_VALUE], id="overflows"),
+    ],
+)
+def test_a_sample_rate_is_a_weight_never_a_repetition(
+    line: str, weight: int | None, errors: list[Reason]
+) -> None:
+    parsed = parse_line(line)
+    assert parsed.errors == errors
+    if weight is None:
+        assert parsed.events == []
+    else:
+        [event] = parsed.events
+        assert event.weight == weight
 
 
 def test_divisor_is_reported_for_the_line_cache() -> None:
