@@ -42,7 +42,7 @@ class LogfmtFormatter(logging.Formatter):
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return json.dumps(_fields(record, "time"))
+        return json.dumps(_fields(record, "time"), default=str)
 
 
 def configure(level: str, fmt: str) -> None:

@@ -23,6 +23,7 @@ from aerostat.logs import RateLimited
 from aerostat.mapper import Action, Mapper, MappingConfig, ObserverType, Rule, SenderPolicy
 from aerostat.names import escape_metric_name
 from aerostat.parse import Dialects, parse_line
+from aerostat.parse.tags import split_name_tags
 from aerostat.store import (
     FamilySpec,
     LabelPairs,
@@ -454,14 +455,23 @@ class Pipeline:
         if refused is not None:
             self._replay_refusal(refused)
             return
-        telemetry.lines += 1
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError:
+            telemetry.lines += 1
             telemetry.sample_errors[Reason.MALFORMED_LINE] += 1
             _refusals.debug("Bad line from StatsD", reason="invalid UTF-8", line=repr(line))
             self._remember_refusal(line, _Refused(0, 0, 0, (Reason.MALFORMED_LINE,), ()))
             return
+        pieces = self._samples_alone(line, text)
+        if pieces is not None:
+            # perf: a 60 KB line of 15,000 samples cost 45 ms parsed whole and
+            # starved the lines beside it; sample by sample, each known one
+            # takes the cached path
+            self.feed_batch(pieces, now, repeat(sender))
+            telemetry.lines -= len(pieces) - 1  # one line, however many samples
+            return
+        telemetry.lines += 1
         parsed = parse_line(text, self.dialects)
         telemetry.samples += parsed.samples
         telemetry.tags += parsed.tagged_samples
@@ -505,6 +515,28 @@ class Pipeline:
                 self._cache = dict(
                     itertools.islice(cache.items(), len(cache) // 8 + 1, None)
                 )
+
+    def _samples_alone(self, line: bytes, text: str) -> list[bytes] | None:
+        """``name:1|c:2|c`` as ``name:1|c`` and ``name:2|c``, when each sample
+        alone means exactly what it means in the line: the name carries no
+        tag errors (counted once per line), and no sample shares anything
+        with the others (DogStatsD tags and container ids make a line one
+        sample; ``t:1:2|ms`` shares its type). None otherwise."""
+        name, _, rest = line.partition(b":")
+        if not name or b":" not in rest or b"|#" in rest or b"|c:" in rest:
+            return None
+        pieces = rest.split(b":")
+        if not all(b"|" in piece for piece in pieces):
+            return None
+        dialects = self.dialects
+        _, tag_errors = split_name_tags(
+            text.partition(":")[0], {}, signalfx=dialects.signalfx,
+            influxdb=dialects.influxdb, librato=dialects.librato,
+        )
+        if tag_errors:
+            return None
+        prefix = name + b":"
+        return [prefix + piece for piece in pieces]
 
     def _remember_refusal(self, line: bytes, refused: _Refused) -> None:
         cache = self._refused

@@ -58,3 +58,27 @@ def test_logfmt_quotes_what_needs_it() -> None:
 def test_json_format() -> None:
     parsed = json.loads(logs.JsonFormatter().format(record(count=3)))
     assert parsed["level"] == "warn" and parsed["msg"] == "Reload failed" and parsed["count"] == 3
+
+
+@pytest.mark.parametrize("fmt", ["logfmt", "json"])
+def test_an_internal_error_carries_its_traceback_in_both_formats(
+    fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logs.configure("info", fmt)
+    limited = logs.RateLimited(logging.getLogger("aerostat"), per_second=1)
+    try:
+        {}["missing"]  # the bug being logged
+    except KeyError:
+        limited.exception("Internal error while processing a line", line=b"x:1|c")
+        limited.exception("the same second: suppressed")
+    output = capsys.readouterr().err.strip().splitlines()
+    if fmt == "json":
+        [record] = [json.loads(line) for line in output]
+        assert record["level"] == "error"
+        assert "KeyError: 'missing'" in record["traceback"]
+        assert "Traceback (most recent call last)" in record["traceback"]
+    else:
+        [record] = output
+        assert "level=error" in record
+        assert "traceback=\"Traceback (most recent call last):\\n" in record
+        assert "KeyError: 'missing'" in record

@@ -107,15 +107,17 @@ class Store:
             base = families.get(name[: -len(BY_SENDER)])
             if base is not None and base.spec.senders:
                 return False
-        if spec.type is MetricType.HISTOGRAM:
-            return not any(name + suffix in families for suffix in _SUFFIXES)
-        if spec.type is MetricType.SUMMARY:
-            return name + "_sum" not in families and name + "_count" not in families
+        # the name may be a sample of an existing family (a_sum of a
+        # summary a), whatever its own type: OpenMetrics refuses the clash
         for suffix in _SUFFIXES:
             if name.endswith(suffix):
                 base = families.get(name[: -len(suffix)])
                 if base is not None and base.spec.type is not MetricType.COUNTER:
                     return False
+        if spec.type is MetricType.HISTOGRAM:
+            return not any(name + suffix in families for suffix in _SUFFIXES)
+        if spec.type is MetricType.SUMMARY:
+            return name + "_sum" not in families and name + "_count" not in families
         return True
 
     def family_for(self, spec: FamilySpec) -> Family | None:
@@ -208,7 +210,7 @@ def series_bytes(spec: FamilySpec, labels: LabelPairs) -> int:
     if spec.type is MetricType.HISTOGRAM:
         size += 120 + 8 * len(spec.buckets)
     elif spec.type is MetricType.SUMMARY:
-        size += 500 + 100 * spec.age_buckets
+        size += 300 + 65 * spec.age_buckets
     elif spec.senders:
         size += 200
     return size

@@ -1,0 +1,57 @@
+"""The pipeline's own bounds: the line cache's size and eviction, the cache
+of refused lines, and the conflict counter's names."""
+
+from __future__ import annotations
+
+from aerostat.events import Reason
+from aerostat.expose.telemetry import Telemetry
+from aerostat.mapper import Mapper, MappingConfig
+from aerostat.pipeline import CONFLICT_NAMES, OTHER_CONFLICTS, Pipeline
+from aerostat.store import Store
+
+
+def pipeline(**options: int) -> Pipeline:
+    return Pipeline(Mapper(MappingConfig.empty()), Store(), Telemetry(), **options)
+
+
+def test_a_full_line_cache_drops_its_oldest_eighth_and_keeps_the_newest() -> None:
+    lines = pipeline(line_cache_size=800)
+    lines.feed_batch([f"n{i}:1|c".encode() for i in range(5000)], 1.0)
+    assert 700 <= lines.cache_length <= 800
+    lines.feed_batch([b"n4999:1|c"], 2.0)
+    assert lines.telemetry.lines == 5001
+    # the newest line is still known: its second sample took the cached path
+    assert (b"n4999", b"c") in lines._cache and (b"n0", b"c") not in lines._cache
+
+
+def test_long_keys_stay_out_of_the_line_cache() -> None:
+    lines = pipeline()
+    lines.feed(b"short:1|c", 1.0)
+    lines.feed(b"l" * 1000 + b",tag=" + b"v" * 1100 + b":1|c", 1.0)
+    assert lines.cache_length == 1
+    assert sum(lines.telemetry.events) == 2  # both landed
+
+
+def test_a_refused_line_is_remembered_and_counted_the_same() -> None:
+    lines = pipeline()
+    bad = b"x,k=" + b"v" * 5000 + b":1|c"  # a label value past the limit
+    for _ in range(3):
+        lines.feed(bad, 1.0)
+    telemetry = lines.telemetry
+    assert len(lines._refused) == 1
+    assert telemetry.lines == telemetry.samples == 3
+    assert telemetry.sample_errors == {Reason.LABEL_VALUE_TOO_LONG: 3}
+    assert telemetry.events == [3, 0, 0] and telemetry.events_unmapped == 3
+    lines.forget()  # a reload may change what the line means
+    assert not lines._refused
+
+
+def test_conflicts_are_counted_under_at_most_so_many_names() -> None:
+    lines = pipeline()
+    count = CONFLICT_NAMES + 50
+    lines.feed_batch([f"c{i}:1|c".encode() for i in range(count)], 1.0)
+    lines.feed_batch([f"c{i}:1|g".encode() for i in range(count)], 1.0)
+    conflicts = lines.telemetry.conflicts
+    assert len(conflicts) == CONFLICT_NAMES + 1
+    assert conflicts[("gauge", OTHER_CONFLICTS)] == 50
+    assert sum(conflicts.values()) == count
