@@ -8,7 +8,6 @@ benchmarks/ and the README for the figures)."""
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import logging
 import math
@@ -74,9 +73,10 @@ _COUNTER, _GAUGE, _OBSERVER, _DROP, _SENDERS = 0, 1, 2, 3, 4
 _Entry = tuple[int, Kind, "Series | None", float, float, int, bool]
 
 
-@dataclass(frozen=True, slots=True)
-class Resolution:
-    """Where one event goes: pure, from the event and the mapping alone."""
+class Resolution(NamedTuple):
+    """Where one event goes: pure, from the event and the mapping alone.
+    perf: a NamedTuple, as FamilySpec: a frozen dataclass cost 1 µs more to
+    make, and a new name makes one of each (about 17 µs a line in all)."""
 
     event: Event
     rule: Rule | None
@@ -523,11 +523,14 @@ class Pipeline:
         with the others (DogStatsD tags and container ids make a line one
         sample; ``t:1:2|ms`` shares its type). None otherwise."""
         name, _, rest = line.partition(b":")
-        if not name or b":" not in rest or b"|#" in rest or b"|c:" in rest:
+        if not name or b":" not in rest or b"|#" in rest:
             return None
         pieces = rest.split(b":")
-        if not all(b"|" in piece for piece in pieces):
-            return None
+        for piece in pieces:
+            if b"|" not in piece:
+                return None
+            if piece.endswith(b"|c") and piece.count(b"|") > 1:
+                return None  # |c:<id>, a container id, not the counter type
         dialects = self.dialects
         _, tag_errors = split_name_tags(
             text.partition(":")[0], {}, signalfx=dialects.signalfx,
@@ -590,7 +593,7 @@ class Pipeline:
             event = prepared
         resolution = resolve(event, self.mapper, sender, self.limits)
         if rescaled:
-            resolution = dataclasses.replace(resolution, cacheable=False)
+            resolution = resolution._replace(cacheable=False)
         if resolution.rule is None:
             telemetry.events_unmapped += weight
         elif resolution.dropped:
@@ -603,7 +606,7 @@ class Pipeline:
                 telemetry.actions[Action.DROP.value] += weight
                 return Outcome(_DROP, None, 1.0, True, verdict.cacheable)
             if not verdict.cacheable:
-                resolution = dataclasses.replace(resolution, cacheable=False)
+                resolution = resolution._replace(cacheable=False)
             groups = verdict.groups
             telemetry.actions[Action.MAP.value] += weight
         else:

@@ -162,7 +162,7 @@ def _parse_sample(
     relative = value_text[:1] in ("+", "-")
 
     extras = components[2:]
-    if any(not extra for extra in extras):
+    if "" in extras:
         result.errors.append(Reason.MALFORMED_COMPONENT)
         return
     weight = 1
