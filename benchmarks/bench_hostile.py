@@ -15,7 +15,7 @@ kind of attack from the hostile-input issue:
   refused samples, the same bytes each time;
 - ``huge-valid``: the same with 15,000 valid samples of one counter;
 - ``huge-distinct``: 20 a second of 60 KB refused lines, each different;
-- ``long-labels``: 5,000 series with 50 KB label values, 500 a second;
+- ``long-labels``: 5,000 series with 50 KB label values, 1,000 a second;
 
 and ``new-names``: 300,000 lines with a new name each at 50,000 a second,
 alone. Counted legitimate lines are the sum of the legitimate counters (for
@@ -57,6 +57,7 @@ from bench_udp import (
 LEGIT_RATE = 50_000
 LEGIT_NAMES = 1_000
 NEW_NAMES = 300_000
+LIMITS = {"long-labels": 5_000}  # datagrams sent in all, however long the run
 SCENARIOS = ("tiny-rate", "overflow-rate", "huge-refused", "huge-valid", "huge-distinct",
              "long-labels", "new-names")
 
@@ -79,7 +80,8 @@ def attacks(name: str) -> tuple[float, Callable[[int], list[bytes]]]:
         "huge-refused": (20, lambda n: [huge_refused]),
         "huge-valid": (20, lambda n: [huge_valid]),
         "huge-distinct": (20, lambda n: [b"x%d:" % n + b"1|q:" * 15_000 + b"1|q"]),
-        "long-labels": (500, lambda n: [f"big,id={n},pad={label}:1|c".encode()]),
+        # 5,000 in all: the run stops sending after that many (LIMITS)
+        "long-labels": (1000, lambda n: [f"big,id={n},pad={label}:1|c".encode()]),
     }
     return table[name]
 
@@ -89,6 +91,7 @@ class Attacker(threading.Thread):
         super().__init__(daemon=True)
         self.port, self.seconds = port, seconds
         self.rate, self.make = attacks(name)
+        self.limit = LIMITS.get(name, 0)
         self.sent = 0
 
     def run(self) -> None:
@@ -96,7 +99,8 @@ class Attacker(threading.Thread):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
             start = time.monotonic()
             n = 0
-            while time.monotonic() - start < self.seconds:
+            while time.monotonic() - start < self.seconds and not (
+                    self.limit and n >= self.limit):
                 for datagram in self.make(n):
                     sock.sendto(datagram, (HOST, self.port))
                 n += 1

@@ -50,6 +50,11 @@ log = logging.getLogger("aerostat")
 
 # a drain of one socket yields to the others after this many datagrams
 _BATCH = 2048
+# ... or after this many bytes: 2,048 datagrams of 60 KB of new samples would
+# keep the loop (and every scrape) waiting for tens of seconds
+_BATCH_BYTES = 1 << 20
+# /-/healthy answers 503 when the event loop has not come round for this long
+_STALL_SECONDS = 10.0
 _TICK_SECONDS = 1.0
 # refused input is summed up in one warning at most this often
 _REFUSAL_REPORT_SECONDS = 60.0
@@ -226,6 +231,7 @@ class Server:
         self._accept_paused_until = 0.0
         self._unixgram_identity: tuple[int, int] | None = None
         self._limits_warned: set[str] = set()
+        self._last_turn = time.monotonic()
         self._limits_reported: dict[str, float] = {}
         self._scrapes: list[_Scrape] = []
         self._refusals_reported: dict[str, int] = {}
@@ -279,6 +285,7 @@ class Server:
                     quit=self.stop,
                     enable_lifecycle=options.enable_lifecycle,
                     refused=self._count_http_refusal,
+                    healthy=self._loop_is_turning,
                 ),
                 max_connections=options.web_max_connections,
                 idle_timeout=options.web_idle_timeout,
@@ -339,7 +346,8 @@ class Server:
         select = self._selector.select
         try:
             while not self._stopping:
-                timeout = 0.0 if self._scrapes else max(0.0, next_tick - time.monotonic())
+                self._last_turn = time.monotonic()
+                timeout = 0.0 if self._scrapes else max(0.0, next_tick - self._last_turn)
                 for key, _ in select(timeout):
                     key.data()
                 if self._scrapes and self._scrapes[0].advance():
@@ -373,6 +381,7 @@ class Server:
         append = batch.append
         senders: list[object] | None = None
         try:
+            budget = _BATCH_BYTES
             if self.pipeline.needs_senders:
                 senders = []
                 recvfrom, add_sender = sock.recvfrom, senders.append
@@ -380,10 +389,17 @@ class Server:
                     data, address = recvfrom(65535)
                     append(data)
                     add_sender(address)
+                    budget -= len(data)
+                    if budget < 0:
+                        break
             else:
                 recv = sock.recv
                 for _ in range(_BATCH):
-                    append(recv(65535))
+                    data = recv(65535)
+                    append(data)
+                    budget -= len(data)
+                    if budget < 0:
+                        break
         except BlockingIOError:
             pass
         if self.relay is not None:
@@ -450,6 +466,11 @@ class Server:
         self._peers.pop(connection, None)
         self._last_read.pop(connection, None)
         connection.close()
+
+    def _loop_is_turning(self) -> bool:
+        """False when the event loop is stuck: a liveness probe should see a
+        wedged exporter, not only a dead one."""
+        return self._owner is None or time.monotonic() - self._last_turn < _STALL_SECONDS
 
     def _count_http_refusal(self) -> None:
         self.telemetry.http_connections_refused += 1  # an int: safe from any thread

@@ -299,3 +299,18 @@ def test_more_connections_than_descriptors_neither_spin_nor_stop_scrapes(
     finally:
         for sock in connections:
             sock.close()
+
+
+def test_health_says_when_the_event_loop_is_stuck(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While one datagram froze the loop for 7 s, /-/healthy answered 200."""
+    from aerostat import server as server_module
+
+    monkeypatch.setattr(server_module, "_STALL_SECONDS", 0.3)
+    with running_bridge() as bridge:
+        assert bridge.get("/-/healthy")[0] == 200
+        bridge.server._requests.put(lambda: time.sleep(1.0))  # a stand-in for a wedge
+        bridge.server._wake()
+        time.sleep(0.6)
+        assert bridge.get("/-/healthy")[0] == 503
+        time.sleep(0.6)
+        assert bridge.get("/-/healthy")[0] == 200

@@ -32,6 +32,7 @@ class Endpoints:
     quit: Callable[[], None]
     enable_lifecycle: bool
     refused: Callable[[], None] = lambda: None  # a connection closed at the cap
+    healthy: Callable[[], bool] = lambda: True  # is the event loop coming round?
 
 
 def _weights(header: str) -> dict[str, float]:
@@ -101,7 +102,10 @@ class _Handler(BaseHTTPRequestHandler):
             content_type = OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE
             self._reply(200, body, content_type, compress=True)
         elif path == "/-/healthy":
-            self._reply(200, b"Statsd Exporter is Healthy.\n")
+            if endpoints.healthy():
+                self._reply(200, b"Statsd Exporter is Healthy.\n")
+            else:
+                self._reply(503, b"The event loop is stuck: no StatsD is being read.\n")
         elif path == "/-/ready":
             self._reply(200, b"Statsd Exporter is Ready.\n")
         elif path in ("/-/reload", "/-/quit"):
