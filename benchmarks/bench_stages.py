@@ -27,9 +27,9 @@ from prometheus_client.core import Metric
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from aerostat.counters import Telemetry  # noqa: E402
 from aerostat.events import Kind  # noqa: E402
 from aerostat.expose.exposition import format_value, render_store  # noqa: E402
-from aerostat.expose.telemetry import Telemetry  # noqa: E402
 from aerostat.mapper import (  # noqa: E402
     Mapper,
     MappingConfig,

@@ -20,7 +20,7 @@ from aerostat.errors import AerostatError
 from aerostat.parse import Dialects
 
 if TYPE_CHECKING:
-    from aerostat.pipeline import BuiltIn
+    from aerostat.frontend import BuiltIn
 
 log = logging.getLogger("aerostat")
 

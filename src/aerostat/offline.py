@@ -10,12 +10,14 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from prometheus_client import generate_latest as generate_text
 
+from aerostat.counters import Telemetry
 from aerostat.events import Reason
 from aerostat.expose.exposition import render_store
-from aerostat.expose.telemetry import Telemetry, TelemetryCollector
-from aerostat.mapper import Mapper, MappingConfig, Rule
+from aerostat.expose.telemetry import TelemetryCollector
+from aerostat.frontend import BuiltIn, Frontend, build_mapper
+from aerostat.mapper import MappingConfig, Rule
 from aerostat.parse import Dialects, parse_line
-from aerostat.pipeline import BuiltIn, Frontend, Pipeline, resolve
+from aerostat.pipeline import Pipeline, resolve
 from aerostat.store import Refusal, Store
 
 
@@ -26,8 +28,7 @@ class LineExplainer:
     def __init__(
         self, config: MappingConfig, dialects: Dialects, built_in: BuiltIn | None = None
     ) -> None:
-        self.mapper = Mapper(config, cache_size=0) if built_in is None else built_in.mapper(
-            config, cache_size=0)
+        self.mapper = build_mapper(config, built_in, cache_size=0)
         self.frontend: Frontend | None = None if built_in is None else built_in.frontend()
         self.store = Store()
         self.dialects = dialects
@@ -145,7 +146,7 @@ def replay(
     scrape would return after them (statsd metrics and the exporter's own
     counters, without process metrics that would differ run to run)."""
     telemetry = Telemetry()
-    mapper = Mapper(config) if built_in is None else built_in.mapper(config)
+    mapper = build_mapper(config, built_in)
     telemetry.loaded_mappings = len(mapper.rules)
     store = Store()
     frontend = None if built_in is None else built_in.frontend()

@@ -11,15 +11,17 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from itertools import repeat
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
+from aerostat.counters import Telemetry
 from aerostat.events import Event, Kind, Reason
-from aerostat.expose.telemetry import Telemetry
+from aerostat.framing import split_lines
+from aerostat.frontend import Frontend, Resolution
 from aerostat.logs import RateLimited
-from aerostat.mapper import Action, Mapper, MappingConfig, ObserverType, Rule, SenderPolicy
+from aerostat.mapper import Action, Mapper, ObserverType, SenderPolicy
 from aerostat.names import escape_metric_name
 from aerostat.parse import Dialects, parse_line
 from aerostat.parse.tags import split_name_tags
@@ -34,7 +36,6 @@ from aerostat.store import (
     Store,
     sender_text,
 )
-from aerostat.wire import split_lines
 
 _refusals = RateLimited(logging.getLogger("aerostat.input"))
 
@@ -71,66 +72,6 @@ _COUNTER, _GAUGE, _OBSERVER, _DROP, _SENDERS = 0, 1, 2, 3, 4
 
 # op, kind, series, divisor, scale, weight, mapped by a rule
 _Entry = tuple[int, Kind, "Series | None", float, float, int, bool]
-
-
-class Resolution(NamedTuple):
-    """Where one event goes: pure, from the event and the mapping alone.
-    perf: a NamedTuple, as FamilySpec: a frozen dataclass cost 1 µs more to
-    make, and a new name makes one of each (about 17 µs a line in all)."""
-
-    event: Event
-    rule: Rule | None
-    dropped: bool = False
-    spec: FamilySpec | None = None
-    labels: LabelPairs = ()
-    value: float = 0.0
-    scale: float = 1.0
-    ttl: float = 0.0
-    error: Reason | None = None
-    # who sent it, for rules with a sender policy; a line whose sender is
-    # part of its series (a label) cannot be cached by its bytes alone
-    sender: Hashable = None
-    cacheable: bool = True
-
-
-class Verdict(NamedTuple):
-    """A Frontend's answer on one mapped event."""
-
-    keep: bool
-    cacheable: bool = True  # whether the answer may be cached with the line's bytes
-    # for a gauge summed over senders: which senders share one share of the
-    # sum (replicas), sender → group, kept up to date by the frontend
-    groups: Mapping[Hashable, Hashable] | None = None
-
-
-class Frontend(Protocol):
-    """What the stages cannot know about one kind of sender (Airflow: see
-    aerostat.airflow): it may rewrite an event before mapping (a deployment
-    named in the prefix becomes a label), refuse a mapped event that repeats
-    one it already let through (a name Airflow sends twice), and say which
-    senders of a summed gauge are replicas of each other.
-
-    Lines it admitted or refused are cached like any other; when what it
-    learned overturns earlier verdicts it bumps ``generation``, and the
-    pipeline forgets its line cache."""
-
-    generation: int
-
-    def prepare(self, event: Event) -> Event: ...
-
-    def admit(self, resolution: Resolution) -> Verdict: ...
-
-
-@dataclass(frozen=True, slots=True)
-class BuiltIn:
-    """A built-in mapping that sits under the user's file, and the frontend
-    that goes with it (``aerostat serve --airflow``)."""
-
-    config: MappingConfig
-    frontend: Callable[[], Frontend]
-
-    def mapper(self, user: MappingConfig, cache_size: int = 1000) -> Mapper:
-        return Mapper(user, cache_size, base=Mapper(self.config, cache_size=0))
 
 
 def resolve(
@@ -614,7 +555,7 @@ class Pipeline:
         event = resolution.event
         mapped = resolution.rule is not None
         if resolution.error is not None:
-            return self._refuse(event, mapped, resolution.error, admitted)
+            return self._refuse(event, mapped, resolution.error, remember=not admitted)
         spec = resolution.spec
         assert spec is not None
         series = self.store.series_for(
@@ -631,32 +572,34 @@ class Pipeline:
             if groups is not None:
                 series.groups = groups
             if not series.set(resolution.sender, value, event.relative, now):
-                return self._refuse(event, mapped, Reason.NON_FINITE_VALUE, admitted)
+                return self._refuse(event, mapped, Reason.NON_FINITE_VALUE, remember=False)
             op = _SENDERS
         elif isinstance(series, ScalarSeries):
             if not (event.kind is Kind.GAUGE and not event.relative):
                 value += series.value
             if value - value != 0.0:
-                return self._refuse(event, mapped, Reason.NON_FINITE_VALUE, admitted)
+                return self._refuse(event, mapped, Reason.NON_FINITE_VALUE, remember=False)
             series.value = value
             op = _COUNTER if event.kind is Kind.COUNTER else _GAUGE
         else:
             if not series.observe(value, now, weight):
-                return self._refuse(event, mapped, Reason.NON_FINITE_VALUE, admitted)
+                return self._refuse(event, mapped, Reason.NON_FINITE_VALUE, remember=False)
             op = _OBSERVER
         series.updated = now
         return Outcome(op, series, resolution.scale, mapped, resolution.cacheable)
 
     def _refuse(
-        self, event: Event, mapped: bool, reason: Reason, admitted: bool
+        self, event: Event, mapped: bool, reason: Reason, remember: bool
     ) -> tuple[Kind, int, bool, Reason] | None:
+        """Counts a refusal; returns it when the same bytes would be refused
+        again for the same reason, whatever happens meanwhile. Not so when
+        a frontend saw the event (it may have learned from it) or when the
+        series' own value made the result overflow (it may change)."""
         telemetry = self.telemetry
         if reason in _COUNTED_AS_EVENT_ERRORS:
             telemetry.events_error[reason] += 1
         telemetry.sample_errors[reason] += 1
-        # a frontend that saw the event may have learned from it: replaying
-        # only the counts would skip that
-        return None if admitted else (event.kind, event.weight, mapped, reason)
+        return (event.kind, event.weight, mapped, reason) if remember else None
 
 
 class Outcome(NamedTuple):

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from aerostat.counters import Telemetry
 from aerostat.events import Event, Kind
 from aerostat.expose.exposition import render_store
-from aerostat.expose.telemetry import Telemetry
 from aerostat.mapper import Mapper, parse_mapping_config
 from aerostat.pipeline import Pipeline
 from aerostat.store import Store

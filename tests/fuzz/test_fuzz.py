@@ -13,9 +13,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from aerostat.counters import Telemetry
 from aerostat.errors import AerostatError
 from aerostat.events import Kind
-from aerostat.expose.telemetry import Telemetry
 from aerostat.mapper import Mapper, MappingConfig, parse_mapping_config
 from aerostat.parse import parse_line
 from aerostat.pipeline import Pipeline

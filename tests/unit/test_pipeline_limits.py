@@ -3,8 +3,8 @@ of refused lines, and the conflict counter's names."""
 
 from __future__ import annotations
 
+from aerostat.counters import Telemetry
 from aerostat.events import Reason
-from aerostat.expose.telemetry import Telemetry
 from aerostat.mapper import Mapper, MappingConfig
 from aerostat.pipeline import CONFLICT_NAMES, OTHER_CONFLICTS, Pipeline
 from aerostat.store import Store
@@ -55,3 +55,13 @@ def test_conflicts_are_counted_under_at_most_so_many_names() -> None:
     assert len(conflicts) == CONFLICT_NAMES + 1
     assert conflicts[("gauge", OTHER_CONFLICTS)] == 50
     assert sum(conflicts.values()) == count
+
+
+def test_an_overflow_that_depends_on_the_series_is_not_remembered() -> None:
+    """``-1e308|g`` relative overflows at -1e308 but not at +1e308: the same
+    bytes must be judged again (the fuzz tests found this)."""
+    lines = pipeline()
+    lines.feed_batch([b"a:-1e308|g", b"a:-1e308|g|@0.5", b"a:1e308|g", b"a:-1e308|g|@0.5"], 1.0)
+    assert lines.telemetry.sample_errors == {Reason.NON_FINITE_VALUE: 1}
+    series = lines.store.families["a"].series[()]
+    assert series.value == 0.0  # type: ignore[union-attr]

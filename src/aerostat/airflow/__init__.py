@@ -6,7 +6,7 @@ package; cli.py hands its parts to the server."""
 from aerostat.airflow import knowledge
 from aerostat.airflow.frontend import AirflowFrontend
 from aerostat.airflow.mapping import AirflowMetric, airflow_mapping, airflow_metrics
-from aerostat.pipeline import BuiltIn
+from aerostat.frontend import BuiltIn
 
 
 def airflow_built_in(

@@ -40,7 +40,7 @@ from aerostat.airflow.mapping import (
     known_roots,
 )
 from aerostat.events import Event
-from aerostat.pipeline import Resolution, Verdict
+from aerostat.frontend import Resolution, Verdict
 
 DEPLOYMENT = "deployment"
 _LAST_DURATION = f"{PREFIX}.dag_processing.last_duration"

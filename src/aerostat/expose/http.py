@@ -1,7 +1,8 @@
 """HTTP endpoints: the metrics path, health, readiness, lifecycle, landing page.
 
-Served from threads; a scrape only reads the store (the event loop is its
-only writer) and lifecycle calls are handed to the event loop."""
+Served from threads, at most --web.max-connections at once; a scrape is
+handed to the event loop, which renders it between reads (scrapes.py), and
+so are lifecycle calls."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from aerostat.addresses import parse_address
 from aerostat.errors import AerostatError
-from aerostat.wire import parse_address
 
 log = logging.getLogger("aerostat.http")
 

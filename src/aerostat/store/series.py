@@ -1,7 +1,7 @@
 """Series cells: one per label set, updated in place on the hot path.
 
 ``__slots__`` and plain attributes, no locks: the event loop is the only
-writer (see STYLE.md); scrapes read a value at a time."""
+writer, and it renders scrapes itself, between reads (expose/scrapes.py)."""
 
 from __future__ import annotations
 
@@ -153,7 +153,7 @@ class SummarySeries:
 
     def quantile_values(self, now: float) -> list[float]:
         """Nearest-rank quantiles over the window; NaN when it is empty, as
-        client_golang reports. Reads only: scrapes run off the event loop."""
+        client_golang reports. Reads only."""
         slices = self.slices
         stale = 0
         if now >= self.slice_end and self.slice_end != -math.inf:

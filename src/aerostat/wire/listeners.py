@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import socket
 import stat
 
+from aerostat.addresses import parse_address
 from aerostat.errors import AerostatError
-from aerostat.wire.address import parse_address
 
 
 def _bind(kind: socket.SocketKind, address: str, flag: str) -> socket.socket:
@@ -152,3 +153,69 @@ def udp_kernel_drops(sock: socket.socket) -> int | None:
                 if len(fields) >= 13 and fields[9] == str(inode):
                     return int(fields[12])
     return None
+
+
+# descriptors kept free for what must go on at the limit: scrapes, the
+# mapping file on reload, /proc reads
+RESERVED_DESCRIPTORS = 32
+
+
+def connection_cap(wanted: int, web_connections: int) -> int:
+    """StatsD TCP connections allowed at once: what was asked for, within the
+    file-descriptor limit, so that the process never runs out of descriptors
+    for its own scrapes. The soft limit is first raised to the hard one, as
+    Go programs (statsd_exporter among them) do at start."""
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or soft < hard:
+            with contextlib.suppress(ValueError, OSError):
+                target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+                resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ValueError, OSError):
+        return wanted
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    room = soft - RESERVED_DESCRIPTORS - web_connections - _open_descriptors()
+    return max(1, min(wanted, room))
+
+
+def _open_descriptors() -> int:
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return 16
+
+
+def socket_identity(path: str) -> tuple[int, int] | None:
+    """Device and inode of a unixgram socket file, to recognise it at stop;
+    None for an abstract socket."""
+    if path.startswith("@"):
+        return None
+    found = os.stat(path)
+    return found.st_dev, found.st_ino
+
+
+def remove_own_socket(path: str, identity: tuple[int, int] | None) -> None:
+    """Removes the socket file aerostat bound, and nothing else: a file put
+    at the path since is not aerostat's to delete."""
+    if identity is None:
+        return
+    with contextlib.suppress(OSError):
+        found = os.lstat(path)
+        if stat.S_ISSOCK(found.st_mode) and (found.st_dev, found.st_ino) == identity:
+            os.unlink(path)
+
+
+def describe_read_buffer(sock: socket.socket, asked: int | None) -> tuple[int, str, str]:
+    """(bytes granted, log level, message) about a UDP socket's buffer."""
+    granted = read_buffer_bytes(sock)
+    if asked is not None and granted < asked:
+        return granted, "warning", ("The kernel granted a smaller UDP read buffer than asked "
+                                    "for; raise net.core.rmem_max")
+    if granted < 1024 * 1024:
+        return granted, "info", ("Small UDP read buffer: a pause of a few milliseconds under "
+                                 "heavy load drops datagrams (counted in "
+                                 "aerostat_udp_kernel_drops_total); raise net.core.rmem_max "
+                                 "to 8388608 or more")
+    return granted, "debug", "UDP read buffer"

@@ -13,9 +13,9 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterable
 
+from aerostat.addresses import parse_address
 from aerostat.errors import AerostatError
-from aerostat.wire.address import parse_address
-from aerostat.wire.framing import split_lines
+from aerostat.framing import split_lines
 
 
 class Relay:

@@ -14,8 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from aerostat.airflow import airflow_built_in
 from aerostat.airflow.catalog import CatalogEntry, load_catalog
+from aerostat.counters import Telemetry
 from aerostat.expose.exposition import render_store
-from aerostat.expose.telemetry import Telemetry
 from aerostat.mapper import MappingConfig
 from aerostat.pipeline import Pipeline
 from aerostat.store import Store

@@ -6,8 +6,10 @@ import socket
 
 import pytest
 
+from aerostat.addresses import parse_address
 from aerostat.errors import AerostatError
-from aerostat.wire import LineAssembler, parse_address, split_lines
+from aerostat.framing import split_lines
+from aerostat.wire import LineAssembler
 
 
 def test_lines_across_chunks() -> None:

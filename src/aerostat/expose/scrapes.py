@@ -1,0 +1,94 @@
+"""Scrapes rendered by the event loop, a slice at a time between reads of the
+sockets: rendering in the HTTP thread made the reader wait for the GIL after
+every recv(), and the kernel dropped datagrams during scrapes
+(benchmarks/README.md). The HTTP thread hands a scrape over and waits."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry
+from prometheus_client import generate_latest as generate_text
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+
+from aerostat.expose.exposition import exposition_lines
+from aerostat.store import Store
+
+# lines of a scrape rendered between two reads of the sockets
+RENDER_SLICE = 2000
+
+
+class _Scrape:
+    __slots__ = ("chunks", "done", "lines")
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self.lines = lines
+        self.chunks: list[str] = []
+        self.done = threading.Event()
+
+    def advance(self) -> bool:
+        """Renders one slice; True when the scrape is complete."""
+        before = len(self.chunks)
+        self.chunks.extend(itertools.islice(self.lines, RENDER_SLICE))
+        if len(self.chunks) - before < RENDER_SLICE:
+            self.done.set()
+            return True
+        return False
+
+    def finish(self) -> str:
+        while not self.advance():
+            pass
+        return "".join(self.chunks)
+
+
+class Scrapes:
+    """The store and the exporter's own registry, rendered on the loop that
+    owns them. ``wake`` gets the loop's attention; until ``owner`` is set
+    (no loop running) or once ``stopped`` is set, scrapes render in the
+    calling thread."""
+
+    def __init__(self, store: Store, registry: CollectorRegistry, wake: Callable[[], None],
+                 stopped: threading.Event) -> None:
+        self.store = store
+        self.registry = registry
+        self.wake = wake
+        self.stopped = stopped
+        self.owner: int | None = None
+        self._pending: deque[_Scrape] = deque()
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._pending)
+
+    def render(self, openmetrics: bool) -> str:
+        """The exposition, from any thread."""
+        scrape = _Scrape(self._lines(openmetrics))
+        owner = self.owner
+        if owner is None or owner == threading.get_ident():
+            return scrape.finish()
+        self._pending.append(scrape)
+        self.wake()
+        while not scrape.done.wait(0.5):
+            if self.stopped.is_set():  # the loop ended before taking it
+                return scrape.finish()
+        return "".join(scrape.chunks)
+
+    def advance(self) -> None:
+        """One slice of the oldest scrape (on the loop)."""
+        if self._pending and self._pending[0].advance():
+            self._pending.popleft()
+
+    def finish_all(self) -> None:
+        while self._pending:
+            self._pending.popleft().finish()
+
+    def _lines(self, openmetrics: bool) -> Iterator[str]:
+        yield from exposition_lines(self.store, openmetrics=openmetrics, now=time.monotonic())
+        generate = generate_openmetrics if openmetrics else generate_text
+        # in OpenMetrics, the own output ends with the one # EOF
+        own: bytes = generate(self.registry)
+        yield own.decode("utf-8")
