@@ -14,23 +14,26 @@ from aerostat.counters import Telemetry
 from aerostat.events import Reason
 from aerostat.expose.exposition import render_store
 from aerostat.expose.telemetry import TelemetryCollector
-from aerostat.frontend import BuiltIn, Frontend, build_mapper
+from aerostat.frontend import BuiltIn, build_mapper
 from aerostat.mapper import MappingConfig, Rule
 from aerostat.parse import Dialects, parse_line
-from aerostat.pipeline import Pipeline, resolve
-from aerostat.store import Refusal, Store
+from aerostat.pipeline import DROPPED, DROPPED_TWIN, Pipeline
+from aerostat.store import Store
 
 
 class LineExplainer:
-    """Explains lines in order against one store, so that a type conflict
-    between two lines of the same input shows up as it would in a server."""
+    """Explains lines in order through one pipeline and its own store, so
+    that a type conflict between two lines of the same input shows up as it
+    would in a server: each event takes ``Pipeline.apply``, the decision
+    chain ``serve`` runs, and the report only formats its Outcome."""
 
     def __init__(
         self, config: MappingConfig, dialects: Dialects, built_in: BuiltIn | None = None
     ) -> None:
-        self.mapper = build_mapper(config, built_in, cache_size=0)
-        self.frontend: Frontend | None = None if built_in is None else built_in.frontend()
-        self.store = Store()
+        self.pipeline = Pipeline(
+            build_mapper(config, built_in, cache_size=0), Store(), Telemetry(), dialects,
+            line_cache_size=0, frontend=None if built_in is None else built_in.frontend(),
+        )
         self.dialects = dialects
 
     def explain(self, line: str) -> dict[str, Any]:
@@ -47,37 +50,22 @@ class LineExplainer:
         if line and not parsed.events and not errors:
             errors.append("no_sample")
         for event in parsed.events:
-            if self.frontend is not None:
-                event = self.frontend.prepare(event)
-            resolution = resolve(event, self.mapper)
+            outcome = self.pipeline.apply(event, now=1.0)
+            resolution = outcome.resolution
             rule = resolution.rule
-            if resolution.dropped:
-                errors.append("dropped")
-                report["rule"] = _rule_text(rule)
-                continue
-            if (
-                self.frontend is not None
-                and rule is not None
-                and rule.origin is not None
-                and not self.frontend.admit(resolution).keep
-            ):
-                errors.append("dropped_twin")
-                report["rule"] = _rule_text(rule)
-                continue
-            if resolution.error is not None:
-                errors.append(resolution.error.value)
+            if outcome.refusal is not None:
+                errors.append(outcome.refusal)
+                if outcome.refusal in (DROPPED, DROPPED_TWIN):
+                    report["rule"] = _rule_text(rule)
                 continue
             assert resolution.spec is not None
-            if isinstance(self.store.series_for(resolution.spec, resolution.labels), Refusal):
-                errors.append("type_conflict")
-                continue
             entry: dict[str, Any] = {
                 "name": resolution.spec.name,
                 "labels": dict(resolution.labels),
-                "type": event.kind.label,
+                "type": resolution.event.kind.label,
                 "value": resolution.value,
             }
-            if event.relative:
+            if resolution.event.relative:
                 entry["relative"] = True
             if rule is not None:
                 entry["rule"] = _rule_text(rule)

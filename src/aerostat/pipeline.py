@@ -27,6 +27,7 @@ from aerostat.parse import Dialects, parse_line
 from aerostat.parse.tags import split_name_tags
 from aerostat.store import (
     FamilySpec,
+    HistogramSeries,
     LabelPairs,
     MetricType,
     Refusal,
@@ -34,6 +35,7 @@ from aerostat.store import (
     SenderGaugeSeries,
     Series,
     Store,
+    SummarySeries,
     sender_text,
 )
 
@@ -67,11 +69,49 @@ _REFUSED_CACHE_SIZE = 4096
 CONFLICT_NAMES = 1000
 OTHER_CONFLICTS = "(other)"
 
-# ops of a cached line
-_COUNTER, _GAUGE, _OBSERVER, _DROP, _SENDERS = 0, 1, 2, 3, 4
+# ops of a cached line; a refused event has none
+_COUNTER, _GAUGE, _OBSERVER, _DROP, _SENDERS, _REFUSED = 0, 1, 2, 3, 4, 5
 
-# op, kind, series, divisor, scale, weight, mapped by a rule
-_Entry = tuple[int, Kind, "Series | None", float, float, int, bool]
+# cells that stand in for the kinds of series a cache entry does not use,
+# so that every field of an entry has one type (no None to check per line)
+_NO_SCALAR = ScalarSeries((), "", 0.0)
+_NO_OBSERVER = HistogramSeries((), "", 0.0, ())
+_NO_SENDERS = SenderGaugeSeries((), "", 0.0, "sum", 0.0)
+
+
+# What a known line did last time: op, kind, one cell per kind of series
+# (the unused ones are the stand-ins above), divisor (sample rate, ms → s),
+# scale, weight, mapped by a rule. perf: a plain tuple, typed by position:
+# a NamedTuple cost 6 % more per cache hit (1,237 against 1,166 ns a line,
+# bench_stages.py, two runs each), since only an exact tuple takes
+# CPython's fast path for unpacking
+_Entry = tuple[
+    int, Kind, ScalarSeries, "HistogramSeries | SummarySeries", SenderGaugeSeries,
+    float, float, int, bool,
+]
+
+
+def _series_of(entry: _Entry) -> Series | None:
+    if entry[2] is not _NO_SCALAR:
+        return entry[2]
+    if entry[3] is not _NO_OBSERVER:
+        return entry[3]
+    if entry[4] is not _NO_SENDERS:
+        return entry[4]
+    return None
+
+
+def _entry(op: int, kind: Kind, series: Series | None, divisor: float, scale: float,
+           weight: int, mapped: bool) -> _Entry:
+    scalar, senders = _NO_SCALAR, _NO_SENDERS
+    observer: HistogramSeries | SummarySeries = _NO_OBSERVER
+    if isinstance(series, ScalarSeries):
+        scalar = series
+    elif isinstance(series, HistogramSeries | SummarySeries):
+        observer = series
+    elif isinstance(series, SenderGaugeSeries):
+        senders = series
+    return (op, kind, scalar, observer, senders, divisor, scale, weight, mapped)
 
 
 def resolve(
@@ -195,11 +235,6 @@ class _Refused(NamedTuple):
     events: tuple[tuple[Kind, int, bool, Reason], ...]
 
 
-# refusals that follow from the line's bytes and the mapping alone
-_DETERMINISTIC = frozenset((
-    Reason.EMPTY_METRIC_NAME, Reason.ILLEGAL_NEGATIVE_COUNTER, Reason.INVALID_LABEL_NAME,
-    Reason.NAME_TOO_LONG, Reason.LABEL_VALUE_TOO_LONG, Reason.NON_FINITE_VALUE,
-))
 _COUNTED_AS_EVENT_ERRORS = (Reason.EMPTY_METRIC_NAME, Reason.ILLEGAL_NEGATIVE_COUNTER)
 
 _internal_errors = RateLimited(logging.getLogger("aerostat"), per_second=1)
@@ -260,7 +295,7 @@ class Pipeline:
         """Drops the cached lines that led to series the store let go."""
         dead = {id(series) for series in gone}
         self._cache = {key: entry for key, entry in self._cache.items()
-                       if id(entry[2]) not in dead}
+                       if id(_series_of(entry)) not in dead}
 
     @property
     def cache_length(self) -> int:
@@ -321,32 +356,30 @@ class Pipeline:
             ):
                 slow_line(line, (name, suffix), now, sender)
                 continue
-            op, kind, series, divisor, scale, weight, mapped = entry
+            op, kind, scalar, observer, senders_of, divisor, scale, weight, mapped = entry
             value = raw / divisor * scale
             if op == _GAUGE:
                 if value_text[0] in b"+-":
-                    value += series.value  # type: ignore[union-attr]
+                    value += scalar.value
                 if value - value != 0.0:
                     slow_line(line, (name, suffix), now, sender)  # counts the refusal
                     continue
-                series.value = value  # type: ignore[union-attr]
-                series.updated = now  # type: ignore[union-attr]
+                scalar.value = value
+                scalar.updated = now
             elif op == _COUNTER:
-                total = series.value + value  # type: ignore[union-attr]
+                total = scalar.value + value
                 if value < 0.0 or total - total != 0.0:
                     slow_line(line, (name, suffix), now, sender)  # counts the refusal
                     continue
-                series.value = total  # type: ignore[union-attr]
-                series.updated = now  # type: ignore[union-attr]
+                scalar.value = total
+                scalar.updated = now
             elif op == _OBSERVER:
-                if not series.observe(value, now, weight):  # type: ignore[union-attr]
+                if not observer.observe(value, now, weight):
                     slow_line(line, (name, suffix), now, sender)
                     continue
-                series.updated = now  # type: ignore[union-attr]
+                observer.updated = now
             elif op == _SENDERS:
-                if not series.set(  # type: ignore[union-attr]
-                    sender, value, value_text[0] in b"+-", now
-                ):
+                if not senders_of.set(sender, value, value_text[0] in b"+-", now):
                     slow_line(line, (name, suffix), now, sender)
                     continue
             else:
@@ -421,26 +454,28 @@ class Pipeline:
             telemetry.sample_errors[reason] += 1
             _refusals.debug("Bad line from StatsD", reason=reason.value, line=text[:1000])
         landed = None
-        outcomes: list[tuple[Kind, int, bool, Reason]] | None = []
+        refusals: list[tuple[Kind, int, bool, Reason]] | None = []
         for event in parsed.events:
             outcome = self.apply(event, now, sender)
-            if isinstance(outcome, Outcome):
+            if outcome.op != _REFUSED:
                 landed = outcome
-                outcomes = None
-            elif outcomes is not None:
-                if outcome is None or outcome[3] not in _DETERMINISTIC:
-                    outcomes = None
+                refusals = None
+            elif refusals is not None:
+                if not outcome.remember:
+                    refusals = None
                 else:
-                    outcomes.append(outcome)
+                    gone = outcome.resolution.event
+                    refusals.append((gone.kind, gone.weight, outcome.mapped,
+                                     Reason(outcome.refusal or "")))
         frontend = self.frontend
         if frontend is not None and frontend.generation != self._frontend_generation:
             self._frontend_generation = frontend.generation
             self.forget()
             return
-        if outcomes is not None and (parsed.errors or outcomes):
+        if refusals is not None and (parsed.errors or refusals):
             self._remember_refusal(line, _Refused(
                 parsed.samples, parsed.tagged_samples, parsed.tag_errors,
-                tuple(parsed.errors), tuple(outcomes),
+                tuple(parsed.errors), tuple(refusals),
             ))
             return
         if landed is not None and parsed.samples == 1 and not parsed.errors:
@@ -448,8 +483,8 @@ class Pipeline:
                 return
             event = parsed.events[0]
             cache = self._cache
-            cache[key] = (
-                landed.op, event.kind, landed.series, parsed.divisor, landed.scale,
+            cache[key] = _entry(
+                landed.op, event.kind, landed.series, parsed.divisor, landed.resolution.scale,
                 event.weight, landed.mapped,
             )
             if len(cache) > self.line_cache_size:
@@ -515,11 +550,10 @@ class Pipeline:
 
     def apply(
         self, event: Event, now: float, sender: Hashable = None
-    ) -> Outcome | tuple[Kind, int, bool, Reason] | None:
-        """Applies one event to the store and counts it. Returns, when the
-        event landed, what the line cache needs (an Outcome); when it was
-        refused for a reason of its own, (kind, weight, mapped, reason); when
-        the store refused it, None."""
+    ) -> Outcome:
+        """Applies one event to the store and counts it: the one decision
+        chain (prepare → map → admit → series → value) that serve, map and
+        replay share. The Outcome says where the event went or why not."""
         telemetry = self.telemetry
         weight = event.weight
         telemetry.events[event.kind] += weight
@@ -539,13 +573,14 @@ class Pipeline:
             telemetry.events_unmapped += weight
         elif resolution.dropped:
             telemetry.actions[Action.DROP.value] += weight
-            return Outcome(_DROP, None, 1.0, True, True)
+            return Outcome(_DROP, None, resolution, refusal=DROPPED)
         elif frontend is not None and resolution.rule.origin is not None:
             verdict = frontend.admit(resolution)
             admitted = True
             if not verdict.keep:
                 telemetry.actions[Action.DROP.value] += weight
-                return Outcome(_DROP, None, 1.0, True, verdict.cacheable)
+                return Outcome(_DROP, None, resolution._replace(cacheable=verdict.cacheable),
+                               refusal=DROPPED_TWIN)
             if not verdict.cacheable:
                 resolution = resolution._replace(cacheable=False)
             groups = verdict.groups
@@ -553,9 +588,8 @@ class Pipeline:
         else:
             telemetry.actions[Action.MAP.value] += weight
         event = resolution.event
-        mapped = resolution.rule is not None
         if resolution.error is not None:
-            return self._refuse(event, mapped, resolution.error, remember=not admitted)
+            return self._refuse(resolution, resolution.error, remember=not admitted)
         spec = resolution.spec
         assert spec is not None
         series = self.store.series_for(
@@ -564,49 +598,61 @@ class Pipeline:
         if isinstance(series, Refusal):
             if series is Refusal.CONFLICT:
                 self._count_conflict(event.kind, spec.name)
-            else:
-                telemetry.series_refused[series.value] += 1
-            return None
+                return Outcome(_REFUSED, None, resolution, refusal=TYPE_CONFLICT)
+            telemetry.series_refused[series.value] += 1
+            return Outcome(_REFUSED, None, resolution, refusal=f"{series.value}_limit")
         value = resolution.value
         if isinstance(series, SenderGaugeSeries):
             if groups is not None:
                 series.groups = groups
             if not series.set(resolution.sender, value, event.relative, now):
-                return self._refuse(event, mapped, Reason.NON_FINITE_VALUE, remember=False)
+                return self._refuse(resolution, Reason.NON_FINITE_VALUE, remember=False)
             op = _SENDERS
         elif isinstance(series, ScalarSeries):
             if not (event.kind is Kind.GAUGE and not event.relative):
                 value += series.value
             if value - value != 0.0:
-                return self._refuse(event, mapped, Reason.NON_FINITE_VALUE, remember=False)
+                return self._refuse(resolution, Reason.NON_FINITE_VALUE, remember=False)
             series.value = value
             op = _COUNTER if event.kind is Kind.COUNTER else _GAUGE
         else:
             if not series.observe(value, now, weight):
-                return self._refuse(event, mapped, Reason.NON_FINITE_VALUE, remember=False)
+                return self._refuse(resolution, Reason.NON_FINITE_VALUE, remember=False)
             op = _OBSERVER
         series.updated = now
-        return Outcome(op, series, resolution.scale, mapped, resolution.cacheable)
+        return Outcome(op, series, resolution)
 
-    def _refuse(
-        self, event: Event, mapped: bool, reason: Reason, remember: bool
-    ) -> tuple[Kind, int, bool, Reason] | None:
-        """Counts a refusal; returns it when the same bytes would be refused
-        again for the same reason, whatever happens meanwhile. Not so when
+    def _refuse(self, resolution: Resolution, reason: Reason, remember: bool) -> Outcome:
+        """Counts a refusal. ``remember``: the same bytes would be refused
+        again for the same reason, whatever happens meanwhile; not so when
         a frontend saw the event (it may have learned from it) or when the
         series' own value made the result overflow (it may change)."""
         telemetry = self.telemetry
         if reason in _COUNTED_AS_EVENT_ERRORS:
             telemetry.events_error[reason] += 1
         telemetry.sample_errors[reason] += 1
-        return (event.kind, event.weight, mapped, reason) if remember else None
+        return Outcome(_REFUSED, None, resolution, refusal=reason.value, remember=remember)
+
+
+# why an event did not land, beside the Reasons of refused input
+DROPPED, DROPPED_TWIN, TYPE_CONFLICT = "dropped", "dropped_twin", "type_conflict"
 
 
 class Outcome(NamedTuple):
-    """Where an event landed, as the line cache keeps it."""
+    """Where one event went: its op and series (what the line cache keeps),
+    how it resolved, and, when it did not land, why (a Reason's value or
+    one of the words above) and whether that follows from its bytes alone."""
 
     op: int
     series: Series | None
-    scale: float
-    mapped: bool  # by a rule, not by the defaults
-    cacheable: bool
+    resolution: Resolution
+    refusal: str | None = None
+    remember: bool = False
+
+    @property
+    def mapped(self) -> bool:  # by a rule, not by the defaults
+        return self.resolution.rule is not None
+
+    @property
+    def cacheable(self) -> bool:
+        return self.resolution.cacheable
