@@ -365,7 +365,20 @@ def _add_stack_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
                         help="Where Grafana sees OUTDIR/grafana/dashboards.")
 
 
+def _needs_the_stack_extra() -> None:
+    """The dashboards are built with Grafana's SDK, an extra: the exporter
+    alone installs without it."""
+    try:
+        import grafana_foundation_sdk  # noqa: F401
+    except ImportError:
+        raise AerostatError(
+            "rendering the stack needs Grafana's SDK, which the exporter alone does not "
+            "install: pip install 'aerostat[stack]' (./run aerostat up and stack install it)",
+            source="aerostat stack") from None
+
+
 def _stack(args: argparse.Namespace) -> int:
+    _needs_the_stack_extra()
     from aerostat.stack import StackOptions, render_stack, write_stack
 
     options = StackOptions(
@@ -425,6 +438,8 @@ def _up(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from aerostat import logs
+
+    _needs_the_stack_extra()
     from aerostat.stack.up import LocalStack, UpOptions, default_state_dir
 
     # the exporter runs in this process: its warnings only, so that the

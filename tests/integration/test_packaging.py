@@ -50,3 +50,20 @@ def test_the_wheel_runs_the_airflow_mapping_and_renders_the_stack(tmp_path: Path
     )
     assert render.returncode == 0, render.stderr
     assert (tmp_path / "out/grafana/dashboards/airflow-overview.json").is_file()
+
+
+def test_the_exporter_runs_without_the_stack_extra(tmp_path: Path) -> None:
+    """grafana-foundation-sdk is the `stack` extra: without it the exporter
+    works, and `aerostat stack` says what to install instead of a traceback."""
+    blocked = ("import sys; sys.modules['grafana_foundation_sdk'] = None; "
+               "from aerostat.cli import main; sys.exit(main(sys.argv[1:]))")
+    capture = ROOT / "src/aerostat/airflow/captures/airflow-3.3.2-plain.jsonl"
+    replay = subprocess.run([sys.executable, "-c", blocked, "replay", "--airflow", str(capture)],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert replay.returncode == 0, replay.stderr
+    assert "airflow_ti_finish_total{" in replay.stdout
+    render = subprocess.run([sys.executable, "-c", blocked, "stack", "render", "out"],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert render.returncode == 1
+    assert "pip install 'aerostat[stack]'" in render.stderr
+    assert "Traceback" not in render.stderr

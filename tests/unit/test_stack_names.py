@@ -1,0 +1,73 @@
+"""Every metric name a rendered dashboard or rule asks for exists: the
+Airflow ones in the exported metric list, the recorded ones in a rule. A
+rename in the mapping fails here, in the fast loop, instead of only in the
+minute-long run against a real Prometheus (tests/stack)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+from aerostat.airflow.mapping import airflow_metrics
+from aerostat.stack import render_stack
+from aerostat.stack.queries import all_queries
+from aerostat.store import MetricType
+from aerostat.store.registry import BY_SENDER, sample_names
+
+# a metric name: letters, digits, underscores and colons, not inside a string
+_NAME = re.compile(r'"[^"]*"|\b[a-zA-Z_:][a-zA-Z0-9_:]*\b')
+
+
+def exported_names() -> set[str]:
+    names = set()
+    for metric in airflow_metrics():
+        names.update(sample_names(metric.name, MetricType(metric.type)))
+        names.add(metric.name + BY_SENDER)
+    return names
+
+
+def recorded_names(files: dict[str, str]) -> set[str]:
+    return {rule["record"]
+            for path, text in files.items()
+            if path.startswith("prometheus/rules/")
+            for group in yaml.safe_load(text)["groups"]
+            for rule in group["rules"] if "record" in rule}
+
+
+def names_in(expr: str) -> set[str]:
+    return {token for token in _NAME.findall(expr) if not token.startswith(('"', ':'))}
+
+
+@pytest.fixture(scope="module")
+def files() -> dict[str, str]:
+    return render_stack()
+
+
+def test_every_airflow_name_asked_for_is_exported(files: dict[str, str]) -> None:
+    exported = exported_names()
+    missing = {
+        (query.origin, name)
+        for query in all_queries(files)
+        for name in names_in(query.expr)
+        if name.startswith("airflow_") and name not in exported
+    }
+    assert not missing, sorted(missing)
+
+
+def test_every_recorded_name_asked_for_is_recorded(files: dict[str, str]) -> None:
+    recorded = recorded_names(files)
+    missing = {
+        (query.origin, name)
+        for query in all_queries(files)
+        for name in names_in(query.expr)
+        if ":" in name and name not in recorded
+    }
+    assert not missing, sorted(missing)
+
+
+def test_the_check_sees_a_rename() -> None:
+    exported = exported_names()
+    assert "airflow_ti_finish_total" in exported
+    assert not names_in('sum(rate(airflow_ti_finished_total{state="x"}[5m]))') <= exported
