@@ -13,7 +13,8 @@ from dataclasses import dataclass, replace
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from aerostat.server import Server, ServerOptions
+from aerostat.options import ServerOptions
+from aerostat.server import Server
 
 OWN_PREFIXES = ("statsd_exporter_", "statsd_metric_mapper_", "process_", "python_", "aerostat_")
 

@@ -6,7 +6,6 @@ swaps the command and keeps the rest."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import signal
@@ -17,46 +16,13 @@ from typing import TYPE_CHECKING
 
 from aerostat import __version__
 from aerostat.errors import AerostatError
+from aerostat.options import add_serve_flags, duration, positive_int, serve_options
 from aerostat.parse import Dialects
 
 if TYPE_CHECKING:
     from aerostat.frontend import BuiltIn
 
 log = logging.getLogger("aerostat")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is negative")
-    return value
-
-
-def _duration(text: str) -> float:
-    from aerostat.mapper.config import parse_duration
-
-    try:
-        seconds = float(text)  # plain seconds, as in mapping files
-    except ValueError:
-        found = parse_duration(text)
-        if found is None:
-            raise argparse.ArgumentTypeError(
-                f"{text!r} is not a duration (e.g. 30s, 5m, 1h30m)"
-            ) from None
-        seconds = found
-    if seconds < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is negative")
-    return seconds
-
-
-def _octal_mode(text: str) -> int:
-    try:
-        return int(text, 8)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an octal file mode") from None
 
 
 def _add_dialect_flags(parser: argparse.ArgumentParser) -> None:
@@ -101,73 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="Receive StatsD and serve Prometheus metrics.")
-    serve.add_argument("--statsd.listen-udp", dest="listen_udp", default=":9125",
-                       help='UDP address to receive StatsD on ("" disables).')
-    serve.add_argument("--statsd.listen-tcp", dest="listen_tcp", default=":9125",
-                       help='TCP address to receive StatsD on ("" disables).')
-    serve.add_argument("--statsd.listen-unixgram", dest="listen_unixgram", default="",
-                       help='Unix datagram socket path to receive StatsD on ("" disables).')
-    serve.add_argument("--statsd.unixsocket-mode", dest="unixsocket_mode", type=_octal_mode,
-                       default=0o755, help="Permission mode of the unixgram socket (octal).")
-    serve.add_argument("--statsd.mapping-config", dest="mapping_config", default=None,
-                       help="Metric mapping configuration file.")
-    serve.add_argument("--statsd.read-buffer", dest="read_buffer", type=_positive_int,
-                       default=None, help="Size of the kernel receive buffer of the sockets.")
-    serve.add_argument("--statsd.cache-size", dest="cache_size", type=_positive_int,
-                       default=1000, help="Maximum size of the metric mapping cache.")
+    add_serve_flags(serve)
     serve.add_argument("--statsd.cache-type", dest="cache_type", default="lru",
                        choices=["lru", "random"],
                        help="Accepted for compatibility; aerostat's cache is always LRU.")
-    serve.add_argument("--statsd.line-cache-size", dest="line_cache_size",
-                       type=_positive_int, default=100_000,
-                       help="Distinct lines remembered with their resolved series (0 = off).")
-    serve.add_argument("--statsd.ttl", dest="ttl", type=_duration, default=0.0,
-                       help="Drop a series after this long without a sample (e.g. 10m), for "
-                       "series whose mapping sets no ttl. 0 keeps them forever.")
-    serve.add_argument("--statsd.max-series", dest="max_series", type=_positive_int,
-                       default=500_000,
-                       help="Most series held at once (about 1 KB each); past it new series "
-                       "are refused and "
-                       "counted in aerostat_series_refused_total (0 = no limit).")
-    serve.add_argument("--statsd.max-series-bytes", dest="max_series_bytes",
-                       type=_positive_int, default=1 << 30,
-                       help="Most memory the series may take, as estimated per series (default "
-                       "1 GiB); past it new series are refused and counted in "
-                       "aerostat_series_refused_total{limit=\"bytes\"} (0 = no limit).")
-    serve.add_argument("--statsd.max-name-length", dest="max_name_length",
-                       type=_positive_int, default=1024,
-                       help="Longest metric name taken, in characters; longer ones are refused "
-                       "(sample_errors_total{reason=\"name_too_long\"}).")
-    serve.add_argument("--statsd.max-label-value-length", dest="max_label_value_length",
-                       type=_positive_int, default=4096,
-                       help="Longest label value taken, in characters; a sample with a longer "
-                       "one is refused (reason label_value_too_long).")
-    serve.add_argument("--statsd.tcp-max-connections", dest="tcp_max_connections",
-                       type=_positive_int, default=1024,
-                       help="Most StatsD TCP connections open at once (further ones are closed "
-                       "and counted); kept within the file-descriptor limit.")
-    serve.add_argument("--statsd.tcp-idle-timeout", dest="tcp_idle_timeout", type=_duration,
-                       default=300.0, help="Close a StatsD TCP connection silent this long.")
-    serve.add_argument("--statsd.relay.address", dest="relay_address", default="",
-                       help="Forward every line received to this StatsD server (host:port, UDP).")
-    serve.add_argument("--statsd.relay.packet-length", dest="relay_packet_length",
-                       type=_positive_int, default=1400,
-                       help="Largest relayed datagram in bytes.")
     _add_dialect_flags(serve)
-    serve.add_argument("--web.listen-address", dest="web_listen_address", default=":9102",
-                       help="Address to expose metrics and the web interface on.")
-    serve.add_argument("--web.telemetry-path", dest="telemetry_path", default="/metrics",
-                       help="Path under which to expose metrics.")
-    serve.add_argument("--web.max-connections", dest="web_max_connections",
-                       type=_positive_int, default=64,
-                       help="Most HTTP connections served at once (further ones are closed "
-                       "and counted).")
-    serve.add_argument("--web.idle-timeout", dest="web_idle_timeout", type=_duration,
-                       default=30.0,
-                       help="Close an HTTP connection that sends nothing for this long.")
-    serve.add_argument("--web.enable-lifecycle", dest="enable_lifecycle",
-                       action="store_true",
-                       help="Enable shutdown and reload via HTTP (POST /-/quit, /-/reload).")
     for tuning in ("event-queue-size", "event-flush-threshold", "event-flush-interval",
                    "udp-packet-queue-size"):
         serve.add_argument(f"--statsd.{tuning}", dest="ignored_" + tuning.replace("-", "_"),
@@ -216,18 +120,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_airflow_flag(command: argparse.ArgumentParser) -> None:
+    # the defaults are the Airflow knowledge's, not written twice
+    from aerostat.airflow import knowledge
+
     command.add_argument(
         "--airflow", action="store_true",
         help="Map Apache Airflow's metrics with the built-in mapping (under the mapping "
         "file, whose rules win), tell deployments apart and count each event once.")
     command.add_argument(
-        "--airflow.sender-ttl", dest="airflow_sender_ttl", type=_duration, default=60.0,
-        metavar="DURATION", help="With --airflow: how long a silent process's share of a "
-        "gauge that several processes report (executor slots, DAG counts) still counts.")
+        "--airflow.sender-ttl", dest="airflow_sender_ttl", type=duration,
+        default=knowledge.GAUGE_SENDER_TTL, metavar="DURATION",
+        help="With --airflow: how long a silent process's share of a gauge that several "
+        "processes report (executor slots, DAG counts) still counts. Default: %(default)ss.")
     command.add_argument(
-        "--airflow.heartbeat-ttl", dest="airflow_heartbeat_ttl", type=_duration,
-        default=600.0, metavar="DURATION", help="With --airflow: how long a silent "
-        "process's heartbeat series stays exported, stopped, so that alerts on it fire.")
+        "--airflow.heartbeat-ttl", dest="airflow_heartbeat_ttl", type=duration,
+        default=knowledge.HEARTBEAT_TTL, metavar="DURATION", help="With --airflow: how long "
+        "a silent process's heartbeat series stays exported, stopped, so that alerts on it "
+        "fire. Default: %(default)ss.")
 
 
 def _built_in(args: argparse.Namespace) -> BuiltIn | None:
@@ -240,7 +149,7 @@ def _built_in(args: argparse.Namespace) -> BuiltIn | None:
 
 def _serve(args: argparse.Namespace) -> int:
     from aerostat import logs
-    from aerostat.server import Server, ServerOptions, load_config
+    from aerostat.server import Server, load_config
 
     logs.configure(args.log_level, args.log_format)
     if args.check_config:
@@ -252,14 +161,7 @@ def _serve(args: argparse.Namespace) -> int:
         if name.startswith("ignored_") and value is not None:
             flag = "--statsd." + name.removeprefix("ignored_").replace("_", "-")
             log.info("Flag has no effect in aerostat", extra={"fields": {"flag": flag}})
-    # the flags' dest names are ServerOptions' field names
-    given = {field.name: getattr(args, field.name) for field in dataclasses.fields(ServerOptions)
-             if hasattr(args, field.name)}
-    from aerostat.pipeline import InputLimits
-
-    limits = InputLimits(args.max_name_length, args.max_label_value_length)
-    server = Server(ServerOptions(**given, dialects=_dialects(args), built_in=_built_in(args),
-                                  limits=limits))
+    server = Server(serve_options(args, _dialects(args), _built_in(args)))
     server.start()
 
     def on_stop(signum: int, frame: FrameType | None) -> None:
@@ -395,7 +297,7 @@ def _stack(args: argparse.Namespace) -> int:
 
 
 def _port(text: str) -> int:
-    value = _positive_int(text)
+    value = positive_int(text)
     if not 0 < value < 65536:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port (1-65535)")
     return value

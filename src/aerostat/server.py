@@ -17,7 +17,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
@@ -27,11 +26,11 @@ from aerostat.expose.http import Endpoints, HttpServer
 from aerostat.expose.losses import LossReporter
 from aerostat.expose.scrapes import Scrapes
 from aerostat.expose.telemetry import TelemetryCollector, Vitals
-from aerostat.frontend import BuiltIn, build_mapper
+from aerostat.frontend import build_mapper
 from aerostat.logs import RateLimited
 from aerostat.mapper import MappingConfig, load_mapping_config
-from aerostat.parse import Dialects
-from aerostat.pipeline import InputLimits, Pipeline
+from aerostat.options import ServerOptions
+from aerostat.pipeline import Pipeline
 from aerostat.store import Store
 from aerostat.wire import (
     Relay,
@@ -54,35 +53,6 @@ _TICK_SECONDS = 1.0
 _STALL_SECONDS = 10.0
 
 _batch_errors = RateLimited(log, per_second=1)
-
-
-@dataclass(frozen=True, slots=True)
-class ServerOptions:
-    """statsd_exporter's flags, by the same names and defaults."""
-
-    listen_udp: str = ":9125"
-    listen_tcp: str = ":9125"
-    listen_unixgram: str = ""
-    unixsocket_mode: int = 0o755
-    mapping_config: str | None = None
-    cache_size: int = 1000
-    read_buffer: int | None = None
-    dialects: Dialects = field(default_factory=Dialects)
-    web_listen_address: str = ":9102"
-    telemetry_path: str = "/metrics"
-    enable_lifecycle: bool = False
-    line_cache_size: int = 100_000
-    ttl: float = 0.0
-    max_series: int = 500_000
-    max_series_bytes: int = 1 << 30
-    limits: InputLimits = field(default_factory=InputLimits)
-    tcp_max_connections: int = 1024
-    tcp_idle_timeout: float = 300.0
-    web_max_connections: int = 64
-    web_idle_timeout: float = 30.0
-    relay_address: str = ""
-    relay_packet_length: int = 1400
-    built_in: BuiltIn | None = None  # --airflow: aerostat.airflow's mapping
 
 
 def load_config(path: str | None) -> MappingConfig:

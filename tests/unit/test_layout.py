@@ -25,14 +25,16 @@ ALLOWED: dict[str, set[str]] = {
     "expose": {"store"},
     "frontend": {"mapper", "store"},  # the seam a kind of sender (Airflow) plugs into
     "pipeline": {"parse", "mapper", "store", "frontend"},
-    "server": {"wire", "parse", "mapper", "store", "expose", "frontend", "pipeline"},
+    "options": {"parse", "mapper", "frontend", "pipeline"},  # the flags of serve
+    "server": {"wire", "parse", "mapper", "store", "expose", "frontend", "pipeline",
+               "options"},
     "offline": {"parse", "mapper", "store", "expose", "frontend", "pipeline"},
     "airflow": {"mapper", "frontend"},
     "stack": set(),
     # the entry points wire everything together
     "cli": {"wire", "parse", "mapper", "store", "expose", "frontend", "pipeline", "server",
-            "offline", "airflow", "stack", "stack.up"},
-    "stack.up": {"server", "offline", "airflow", "stack", "frontend"},
+            "offline", "airflow", "stack", "stack.up", "options"},
+    "stack.up": {"server", "offline", "airflow", "stack", "frontend", "options"},
 }
 
 

@@ -4,7 +4,7 @@ Mapper that turns a StatsD name into a Prometheus name and labels.
 Pure: no I/O besides ``load_mapping_config`` reading the file it is given.
 """
 
-from aerostat.mapper.config import load_mapping_config, parse_mapping_config
+from aerostat.mapper.config import load_mapping_config, parse_duration, parse_mapping_config
 from aerostat.mapper.mapper import Mapper
 from aerostat.mapper.rules import (
     Action,
@@ -34,5 +34,6 @@ __all__ = [
     "SenderPolicy",
     "SummaryOptions",
     "load_mapping_config",
+    "parse_duration",
     "parse_mapping_config",
 ]

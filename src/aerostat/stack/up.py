@@ -35,7 +35,8 @@ from pathlib import Path
 
 from aerostat.errors import AerostatError
 from aerostat.offline import read_datagrams
-from aerostat.server import Server, ServerOptions
+from aerostat.options import ServerOptions
+from aerostat.server import Server
 from aerostat.stack.options import StackOptions
 from aerostat.stack.render import render_stack, write_stack
 
