@@ -78,8 +78,8 @@ class LineExplainer:
 def _rule_text(rule: Rule | None) -> str | None:
     if rule is None:
         return None
-    if rule.origin is not None and rule.line == 0:
-        return f"{rule.match} (built-in Airflow mapping: {rule.origin})"
+    if rule.built_in is not None and rule.line == 0:
+        return f"{rule.match} (built-in Airflow mapping: {rule.built_in.origin})"
     return f"{rule.match} (mapping {rule.index + 1}, line {rule.line})"
 
 

@@ -139,11 +139,12 @@ def resolve(
             return Resolution(event, rule, dropped=True)
         name = match.name
         tags = event.labels
-        if rule.label_renames:
-            renames = dict(rule.label_renames)
+        built_in = rule.built_in
+        if built_in is not None and built_in.label_renames:
+            renames = dict(built_in.label_renames)
             tags = {renames.get(key, key): value for key, value in tags.items()}
         labels = {**match.labels, **tags} if rule.honor_labels else {**tags, **match.labels}
-        if rule.counter_as_gauge and event.kind is Kind.COUNTER:
+        if built_in is not None and built_in.counter_as_gauge and event.kind is Kind.COUNTER:
             # the line's bytes say "counter" but the update is relative to a
             # gauge, which the line cache's gauge op cannot express
             event = Event(Kind.GAUGE, event.name, event.value, event.labels, True, event.weight)
@@ -574,7 +575,7 @@ class Pipeline:
         elif resolution.dropped:
             telemetry.actions[Action.DROP.value] += weight
             return Outcome(_DROP, None, resolution, refusal=DROPPED)
-        elif frontend is not None and resolution.rule.origin is not None:
+        elif frontend is not None and resolution.rule.built_in is not None:
             verdict = frontend.admit(resolution)
             admitted = True
             if not verdict.keep:

@@ -105,9 +105,10 @@ class AirflowFrontend:
         return f"{PREFIX}.{rest}", labels
 
     def admit(self, resolution: Resolution) -> Verdict:
-        event, rule, sender = resolution.event, resolution.rule, resolution.sender
-        assert rule is not None
-        key = rule.origin or ""
+        event, sender = resolution.event, resolution.sender
+        assert resolution.rule is not None and resolution.rule.built_in is not None
+        rule = resolution.rule.built_in
+        key = rule.origin
         deployment = event.labels.get(DEPLOYMENT, "")
         if key in knowledge.BUNDLE_SOURCES:
             self._learn_bundle(sender, dict(resolution.labels).get("bundle"))

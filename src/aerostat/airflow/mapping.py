@@ -26,6 +26,7 @@ from aerostat.airflow.catalog import CatalogEntry, load_catalog
 from aerostat.events import Kind
 from aerostat.mapper import (
     Action,
+    BuiltInRule,
     Defaults,
     HistogramOptions,
     MappingConfig,
@@ -232,10 +233,12 @@ def _rule(
         scale=form.scale,
         senders=policy,
         sender_ttl=heartbeat_ttl if metric.key in knowledge.HEARTBEATS else sender_ttl,
-        label_renames=tuple(sorted(metric.renames.items())),
-        counter_as_gauge=metric.key in knowledge.COUNTERS_AS_GAUGES,
-        origin=metric.key,
-        twin=form.twin,
+        built_in=BuiltInRule(
+            label_renames=tuple(sorted(metric.renames.items())),
+            counter_as_gauge=metric.key in knowledge.COUNTERS_AS_GAUGES,
+            origin=metric.key,
+            twin=form.twin,
+        ),
     )
 
 

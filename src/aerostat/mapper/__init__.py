@@ -8,6 +8,7 @@ from aerostat.mapper.config import load_mapping_config, parse_duration, parse_ma
 from aerostat.mapper.mapper import Mapper
 from aerostat.mapper.rules import (
     Action,
+    BuiltInRule,
     Defaults,
     HistogramOptions,
     MappingConfig,
@@ -22,6 +23,7 @@ from aerostat.mapper.rules import (
 
 __all__ = [
     "Action",
+    "BuiltInRule",
     "Defaults",
     "HistogramOptions",
     "Mapper",

@@ -129,15 +129,24 @@ class Rule:
     senders: SenderPolicy | None = None
     sender_ttl: float = 60.0
     sender_label: str | None = None
-    # set only by built-in mappings (aerostat.airflow), not from YAML:
+    # set only by a built-in mapping (aerostat.airflow), never from YAML
+    built_in: BuiltInRule | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltInRule:
+    """What a built-in mapping knows of a rule that a mapping file cannot
+    say: the pipeline applies the first two, a Frontend (aerostat.frontend)
+    reads the last two."""
+
     # tag labels renamed to the mapping's label names (pool_name → pool), so
     # that a name's tagged and dotted forms give the same labels
     label_renames: tuple[tuple[str, str], ...] = ()
     # a counter whose senders also decrement it: each sample moves a gauge
     counter_as_gauge: bool = False
-    # what a Frontend (see pipeline.py) needs to know of the rule: the entry
-    # it was built from and, for names sent twice, which form this is
-    origin: str | None = None
+    # the entry the rule was built from and, for names sent twice, which
+    # form this is
+    origin: str = ""
     twin: str | None = None
 
 

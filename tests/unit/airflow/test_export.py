@@ -31,7 +31,7 @@ def test_the_export_is_a_valid_statsd_exporter_file(mode: str) -> None:
     (tests/conformance): what it accepts, upstream loads."""
     config = parse_mapping_config(statsd_exporter_mapping(mode), "export.yml")
     assert len(config.rules) > 150
-    assert not any(rule.senders or rule.label_renames or rule.origin for rule in config.rules)
+    assert not any(rule.senders or rule.built_in for rule in config.rules)
 
 
 def test_the_plain_export_maps_real_traffic_as_aerostat_does() -> None:
