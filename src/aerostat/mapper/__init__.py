@@ -4,7 +4,7 @@ Mapper that turns a StatsD name into a Prometheus name and labels.
 Pure: no I/O besides ``load_mapping_config`` reading the file it is given.
 """
 
-from aerostat.mapper.config import load_mapping_config, parse_duration, parse_mapping_config
+from aerostat.mapper.config import load_mapping_config, parse_mapping_config
 from aerostat.mapper.mapper import Mapper
 from aerostat.mapper.rules import (
     Action,
@@ -20,6 +20,7 @@ from aerostat.mapper.rules import (
     SenderPolicy,
     SummaryOptions,
 )
+from aerostat.mapper.yamlnodes import parse_duration
 
 __all__ = [
     "Action",

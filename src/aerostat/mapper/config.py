@@ -1,25 +1,21 @@
-"""Reading a mapping file: YAML text into a MappingConfig, validated as
-statsd_exporter (master) validates it.
+"""Reading a mapping file: the schema of statsd_exporter's mapping YAML
+(master), checked as upstream checks it, into a MappingConfig.
 
-The file is composed into YAML nodes rather than loaded into plain Python
-values, so that every mistake becomes an AerostatError naming the file, the
-line and column of the offending node and its key path
-(``mappings[3].observer_type``). Unknown keys are errors, as upstream's
-strict decoding makes them.
+The file is read as YAML nodes (yamlnodes.py), so that every mistake
+becomes an AerostatError naming the file, the line and column of the
+offending node and its key path (``mappings[3].observer_type``). Unknown
+keys are errors, as upstream's strict decoding makes them.
 """
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import re
 import warnings
-from collections.abc import Sequence
-from typing import NoReturn, TypeVar
 
 import yaml
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.nodes import MappingNode, Node, ScalarNode
 
 from aerostat.errors import AerostatError
 from aerostat.events import Kind
@@ -37,14 +33,14 @@ from aerostat.mapper.rules import (
     SenderPolicy,
     SummaryOptions,
 )
+from aerostat.mapper.yamlnodes import (
+    NodeReader,
+    is_null,
+    join,
+    syntax_error,
+    unreadable,
+)
 from aerostat.names import LABEL_NAME, is_reserved_label_name
-
-_NULL = "tag:yaml.org,2002:null"
-_BOOL = "tag:yaml.org,2002:bool"
-_INT = "tag:yaml.org,2002:int"
-_FLOAT = "tag:yaml.org,2002:float"
-_STR = "tag:yaml.org,2002:str"
-_MERGE = "tag:yaml.org,2002:merge"
 
 _TOP_KEYS = ("defaults", "mappings")
 _DEFAULTS_KEYS = (
@@ -91,187 +87,9 @@ _GLOB_MATCH = re.compile(
 ).fullmatch
 _NAME_TEMPLATE = re.compile(r"([a-zA-Z_]|\$\{?[0-9]+\}?)([a-zA-Z0-9_]|\$\{?[0-9]+\}?)*").fullmatch
 
-# Go's time.ParseDuration: [sign] then (number unit)+, or a bare "0".
-_DURATION_PART = re.compile(r"([0-9]*)(?:\.([0-9]*))?([^0-9.]*)")
-_DURATION_UNITS = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "\u00b5s": 1e-6,  # micro sign
-    "\u03bcs": 1e-6,  # Greek mu
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-}
-# A plain scalar PyYAML leaves as a string but Go's YAML reads as a float.
-_GO_FLOAT = re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?").fullmatch
 
-_E = TypeVar("_E", ObserverType, MatchType, Action, SenderPolicy)
-
-
-def parse_duration(text: str) -> float | None:
-    """Seconds in a Go duration string (``1m30s``, ``500ms``, ``0``), or
-    None if it is not one. The sign is kept; callers refuse negatives."""
-    sign = 1.0
-    if text[:1] in ("-", "+"):
-        sign = -1.0 if text[0] == "-" else 1.0
-        text = text[1:]
-    if text == "0":
-        return 0.0
-    if not text:
-        return None
-    total = 0.0
-    pos = 0
-    while pos < len(text):
-        part = _DURATION_PART.match(text, pos)
-        if part is None or part.end() == pos:
-            return None
-        whole, fraction, unit = part.groups()
-        if not whole and not fraction:
-            return None
-        scale = _DURATION_UNITS.get(unit)
-        if scale is None:
-            return None
-        total += float(f"{whole or 0}.{fraction or 0}") * scale
-        pos = part.end()
-    return sign * total
-
-
-class _Reader:
-    """Walks the composed YAML; every check that fails raises through
-    ``fail`` with the node's position."""
-
-    def __init__(self, source: str, loader: yaml.SafeLoader) -> None:
-        self.source = source
-        self.loader = loader
-
-    def fail(self, node: Node, field: str | None, message: str) -> NoReturn:
-        mark = node.start_mark
-        raise AerostatError(
-            message, source=self.source, line=mark.line + 1, column=mark.column + 1, field=field
-        )
-
-    # -- structure --------------------------------------------------------
-
-    def pairs(self, node: Node, field: str | None) -> list[tuple[str, Node, Node]]:
-        """The entries of a mapping node, in file order; null reads as empty."""
-        if isinstance(node, ScalarNode) and node.tag == _NULL:
-            return []
-        if not isinstance(node, MappingNode):
-            self.fail(node, field, f"expected a mapping of keys to values, got {_describe(node)}")
-        seen: dict[str, Node] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == _MERGE:
-                continue
-            if not isinstance(key_node, ScalarNode):
-                self.fail(
-                    key_node,
-                    _join(field, "<key>"),
-                    f"a key must be a plain value, got {_describe(key_node)}",
-                )
-            key = key_node.value
-            if key in seen:
-                first = seen[key].start_mark.line + 1
-                self.fail(
-                    key_node, _join(field, key), f"key '{key}' repeated (first on line {first})"
-                )
-            seen[key] = key_node
-        # "<<" merge keys: PyYAML puts the merged entries first, so the last
-        # entry for a key is the one that counts.
-        self.loader.flatten_mapping(node)
-        entries: dict[str, tuple[str, Node, Node]] = {}
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, ScalarNode):
-                self.fail(key_node, _join(field, "<key>"), "a merged key must be a plain value")
-            entries[key_node.value] = (key_node.value, key_node, value_node)
-        return list(entries.values())
-
-    def fields(self, node: Node, field: str | None, allowed: Sequence[str]) -> dict[str, Node]:
-        """A mapping with a fixed set of keys: unknown ones are errors."""
-        out: dict[str, Node] = {}
-        for key, key_node, value_node in self.pairs(node, field):
-            if key not in allowed:
-                self.fail(key_node, _join(field, key), _unknown_key(key, allowed))
-            out[key] = value_node
-        return out
-
-    def items(self, node: Node, field: str) -> list[Node]:
-        if isinstance(node, ScalarNode) and node.tag == _NULL:
-            return []
-        if not isinstance(node, SequenceNode):
-            self.fail(node, field, f"expected a list, got {_describe(node)}")
-        return list(node.value)
-
-    # -- scalars ----------------------------------------------------------
-
-    def string(self, node: Node, field: str) -> str | None:
-        """Any scalar as written (Go's YAML does the same for a string
-        field); None for null."""
-        if not isinstance(node, ScalarNode):
-            self.fail(node, field, f"expected a string, got {_describe(node)}")
-        return None if node.tag == _NULL else str(node.value)
-
-    def number(self, node: Node, field: str) -> float:
-        value: float | None = None
-        if isinstance(node, ScalarNode):
-            if node.tag == _INT:
-                value = float(self.loader.construct_yaml_int(node))
-            elif node.tag == _FLOAT:
-                value = float(self.loader.construct_yaml_float(node))
-            elif node.tag == _STR and node.style is None and _GO_FLOAT(node.value):
-                value = float(node.value)  # 1e-6: YAML 1.1 wants a dot, Go does not
-        if value is None:
-            self.fail(node, field, f"expected a number, got {_describe(node)}")
-        return value
-
-    def finite(self, node: Node, field: str) -> float:
-        value = self.number(node, field)
-        if not math.isfinite(value):
-            self.fail(node, field, f"expected a finite number, got {value}")
-        return value
-
-    def count(self, node: Node, field: str) -> int:
-        if not (isinstance(node, ScalarNode) and node.tag == _INT):
-            self.fail(node, field, f"expected a whole number, got {_describe(node)}")
-        value = int(self.loader.construct_yaml_int(node))
-        if value < 0:
-            self.fail(node, field, f"must not be negative, got {value}")
-        return value
-
-    def boolean(self, node: Node, field: str) -> bool:
-        if not (isinstance(node, ScalarNode) and node.tag == _BOOL):
-            self.fail(node, field, f"expected true or false, got {_describe(node)}")
-        return bool(self.loader.construct_yaml_bool(node))
-
-    def duration(self, node: Node, field: str) -> float:
-        """Seconds. A Go duration string (``1m30s``) as upstream; a bare
-        number is read as seconds."""
-        seconds: float | None
-        if isinstance(node, ScalarNode) and node.tag in (_INT, _FLOAT):
-            # deviation: upstream reads a bare number as nanoseconds.
-            seconds = self.number(node, field)
-        elif isinstance(node, ScalarNode) and node.tag == _STR:
-            seconds = parse_duration(node.value)
-            if seconds is None:
-                self.fail(
-                    node,
-                    field,
-                    f"invalid duration '{node.value}': write a number with a unit, "
-                    "as in 30s, 1m30s, 500ms, 2h",
-                )
-        else:
-            self.fail(node, field, f"expected a duration such as 30s, got {_describe(node)}")
-        if not math.isfinite(seconds) or seconds < 0:
-            self.fail(node, field, f"a duration must be zero or more, got {node.value}")
-        return seconds
-
-    def choice(self, node: Node, field: str, enum_type: type[_E], what: str) -> _E:
-        text = self.string(node, field) or ""
-        try:
-            return enum_type(text)
-        except ValueError:
-            allowed = " or ".join(member.value for member in enum_type)
-            self.fail(node, field, f"invalid {what} '{text}': expected {allowed}")
+class _Reader(NodeReader):
+    """The mapping schema's sections, on the node reader."""
 
     # -- sections ---------------------------------------------------------
 
@@ -283,32 +101,32 @@ class _Reader:
         age_buckets = base.age_buckets
         buf_cap = base.buf_cap
         if "quantiles" in found:
-            where = _join(field, "quantiles")
+            where = join(field, "quantiles")
             listed = tuple(
                 self.quantile(item, f"{where}[{i}]")
                 for i, item in enumerate(self.items(found["quantiles"], where))
             )
             quantiles = listed or quantiles
         if "max_age" in found:
-            max_age = self.duration(found["max_age"], _join(field, "max_age")) or max_age
+            max_age = self.duration(found["max_age"], join(field, "max_age")) or max_age
         if "age_buckets" in found:
             age_buckets = (
-                self.count(found["age_buckets"], _join(field, "age_buckets")) or age_buckets
+                self.count(found["age_buckets"], join(field, "age_buckets")) or age_buckets
             )
         if "buf_cap" in found:
-            buf_cap = self.count(found["buf_cap"], _join(field, "buf_cap")) or buf_cap
+            buf_cap = self.count(found["buf_cap"], join(field, "buf_cap")) or buf_cap
         return SummaryOptions(quantiles, max_age, age_buckets, buf_cap)
 
     def quantile(self, node: Node, field: str) -> Quantile:
         found = self.fields(node, field, _QUANTILE_KEYS)
         if "quantile" not in found:
             self.fail(node, field, "missing 'quantile'")
-        quantile = self.finite(found["quantile"], _join(field, "quantile"))
-        error = self.finite(found["error"], _join(field, "error")) if "error" in found else 0.0
+        quantile = self.finite(found["quantile"], join(field, "quantile"))
+        error = self.finite(found["error"], join(field, "error")) if "error" in found else 0.0
         if not 0.0 <= quantile <= 1.0:
-            self.fail(found["quantile"], _join(field, "quantile"), "must be between 0 and 1")
+            self.fail(found["quantile"], join(field, "quantile"), "must be between 0 and 1")
         if not 0.0 <= error <= 1.0:
-            self.fail(found["error"], _join(field, "error"), "must be between 0 and 1")
+            self.fail(found["error"], join(field, "error"), "must be between 0 and 1")
         return Quantile(quantile, error)
 
     def histogram(self, node: Node, field: str, base: HistogramOptions) -> HistogramOptions:
@@ -318,13 +136,13 @@ class _Reader:
         factor = base.native_histogram_bucket_factor
         max_buckets = base.native_histogram_max_buckets
         if "buckets" in found:
-            buckets = self.buckets(found["buckets"], _join(field, "buckets")) or buckets
+            buckets = self.buckets(found["buckets"], join(field, "buckets")) or buckets
         key = "native_histogram_bucket_factor"
         if key in found:
-            factor = self.finite(found[key], _join(field, key)) or factor
+            factor = self.finite(found[key], join(field, key)) or factor
         key = "native_histogram_max_buckets"
         if key in found:
-            max_buckets = self.count(found[key], _join(field, key)) or max_buckets
+            max_buckets = self.count(found[key], join(field, key)) or max_buckets
         return HistogramOptions(buckets, factor, max_buckets)
 
     def buckets(self, node: Node, field: str) -> tuple[float, ...]:
@@ -349,29 +167,8 @@ class _Reader:
             for key_node, _ in node.value:
                 if isinstance(key_node, ScalarNode) and key_node.value in _REMOVED:
                     key = key_node.value
-                    self.fail(key_node, _join(field, key), _REMOVED[key])
+                    self.fail(key_node, join(field, key), _REMOVED[key])
 
-
-def _join(field: str | None, key: str) -> str:
-    return key if field is None else f"{field}.{key}"
-
-
-def _describe(node: Node) -> str:
-    if isinstance(node, MappingNode):
-        return "a mapping"
-    if isinstance(node, SequenceNode):
-        return "a list"
-    if node.tag == _NULL:
-        return "nothing"
-    return f"'{node.value}'"
-
-
-def _unknown_key(key: str, allowed: Sequence[str]) -> str:
-    message = f"unknown key '{key}'"
-    close = difflib.get_close_matches(key, allowed, n=1)
-    if close:
-        message += f" (did you mean '{close[0]}'?)"
-    return message + "; known keys: " + ", ".join(allowed)
 
 
 class _Config:
@@ -490,7 +287,7 @@ class _Config:
         if "ttl" in found:
             ttl = r.duration(found["ttl"], at("ttl")) or d.ttl
         scale: float | None = None
-        if "scale" in found and not _is_null(found["scale"]):
+        if "scale" in found and not is_null(found["scale"]):
             scale = r.finite(found["scale"], at("scale"))
 
         senders: SenderPolicy | None = None
@@ -564,9 +361,6 @@ class _Config:
         )
 
 
-def _is_null(node: Node) -> bool:
-    return isinstance(node, ScalarNode) and node.tag == _NULL
-
 
 def _kind(r: _Reader, node: Node, field: str) -> Kind:
     text = r.string(node, field) or ""
@@ -590,30 +384,6 @@ def _check_regex(r: _Reader, node: Node, field: str, pattern: str) -> None:
         r.fail(node, field, f"regular expression '{pattern}' is ambiguous in Python: {exc}")
 
 
-def _syntax_error(exc: yaml.YAMLError, source: str) -> AerostatError:
-    if isinstance(exc, yaml.MarkedYAMLError):
-        mark = exc.problem_mark or exc.context_mark
-        what = ": ".join(part for part in (exc.context, exc.problem) if part)
-        if exc.context == "while scanning an alias":
-            what += " (a value starting with '*' must be quoted: \"*.foo\")"
-        return AerostatError(
-            f"invalid YAML: {what}",
-            source=source,
-            line=mark.line + 1 if mark else None,
-            column=mark.column + 1 if mark else None,
-        )
-    return AerostatError(f"invalid YAML: {exc}", source=source)
-
-
-def _unreadable(exc: yaml.reader.ReaderError, text: str, source: str) -> AerostatError:
-    """A character YAML does not allow (a control character, say), located."""
-    before = text[: exc.position]
-    return AerostatError(
-        f"invalid YAML: the control character U+{exc.character:04X} is not allowed",
-        source=source,
-        line=before.count("\n") + 1,
-        column=exc.position - (before.rfind("\n") + 1) + 1,
-    )
 
 
 def parse_mapping_config(text: str, source: str = "<config>") -> MappingConfig:
@@ -622,7 +392,7 @@ def parse_mapping_config(text: str, source: str = "<config>") -> MappingConfig:
     try:
         loader = yaml.SafeLoader(text)
     except yaml.reader.ReaderError as exc:  # checked up front, before any parsing
-        raise _unreadable(exc, text, source) from None
+        raise unreadable(exc, text, source) from None
     try:
         root = loader.get_single_node()
         reader = _Reader(source, loader)
@@ -638,9 +408,9 @@ def parse_mapping_config(text: str, source: str = "<config>") -> MappingConfig:
                 rules.append(config.read_rule(item, index))
         return MappingConfig(config.defaults, tuple(rules), source)
     except yaml.reader.ReaderError as exc:
-        raise _unreadable(exc, text, source) from None
+        raise unreadable(exc, text, source) from None
     except yaml.YAMLError as exc:
-        raise _syntax_error(exc, source) from None
+        raise syntax_error(exc, source) from None
     finally:
         loader.dispose()
 

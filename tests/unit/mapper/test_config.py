@@ -20,9 +20,9 @@ from aerostat.mapper import (
     Quantile,
     SummaryOptions,
     load_mapping_config,
+    parse_duration,
     parse_mapping_config,
 )
-from aerostat.mapper.config import parse_duration
 from aerostat.mapper.rules import DEFAULT_HISTOGRAM, DEFAULT_SUMMARY
 
 # The start of a file with one rule; cases append that rule's other keys.
