@@ -1,0 +1,117 @@
+"""What the dashboards share: units, label filters, and the panels more
+than one dashboard shows (process liveness, heartbeats, aerostat's own
+health)."""
+
+from __future__ import annotations
+
+from aerostat.stack.grafana import (
+    Panel,
+    Row,
+    Target,
+    at_least_one,
+    rate,
+    select,
+    stat_panel,
+    timeseries_panel,
+    up_down_mapping,
+)
+from aerostat.stack.rules import COMPONENTS, Component
+
+DEPLOYMENT = "{{deployment}}"
+PER_SECOND = "cps"
+SECONDS = "s"
+RATIO = "percentunit"
+IN_DAG = 'dag_id=~"$dag_id"'
+IN_TASK = 'task_id=~"$task_id"'
+IN_POOL = 'pool=~"$pool"'
+# the series without the label, should Airflow's untagged twin of a metric
+# still come through, is not a file (or a state)
+HAS_FILE = 'file!=""'
+HAS_STATE = 'state!=""'
+RETRIED = 'state="up_for_retry"'
+
+SCHEDULER, DAG_PROCESSOR, TRIGGERER = COMPONENTS
+
+
+def _sentence_case(text: str) -> str:
+    return text[0].upper() + text[1:]  # str.capitalize() would lower "DAG"
+
+
+def _alive_stat(component: Component, width: int = 4) -> Panel:
+    return stat_panel(
+        f"{_sentence_case(component.plural)} alive",
+        f"{_sentence_case(component.name)} processes of each deployment that sent a heartbeat "
+        f"within the last 2 minutes (each process has its own heartbeat series, so one "
+        f"stopped {component.name} among several shows here). Fewer than you run: find the "
+        f"stopped process in 'Heartbeats per {component.name} process' and read its log. "
+        f"No value: aerostat has heard no {component.name} of this deployment for over 10 "
+        f"minutes, or the deployment runs none.",
+        [Target(select(component.alive), DEPLOYMENT)],
+        thresholds=at_least_one(), width=width,
+    )
+
+
+def _heartbeats(component: Component, width: int = 12) -> Panel:
+    return timeseries_panel(
+        f"Heartbeats per {component.name} process",
+        f"Heartbeats a second sent by each {component.name} process, named by the address "
+        f"it sends from. A line that drops to zero is a process that stopped; a restarted "
+        f"process comes back as a new line (new address) and its old line ends 10 minutes "
+        f"later. Lines that thin out without stopping point to a {component.name} blocked "
+        f"in long work between heartbeats: check its CPU and its log.",
+        [Target(f"sum by (deployment, sender) ({rate(component.heartbeat)})",
+               "{{deployment}} {{sender}}")],
+        unit=PER_SECOND, width=width,
+    )
+
+
+def _aerostat_row() -> Row:
+    aerostat = 'job="aerostat"'
+    return Row("aerostat (the exporter)", [
+        stat_panel(
+            "aerostat up",
+            "Whether Prometheus could scrape each aerostat instance. Down: every Airflow "
+            "panel goes blank and the Airflow alerts may fire as a consequence; check the "
+            "aerostat process and its log.",
+            [Target(f"up{{{aerostat}}}", "{{instance}}")],
+            thresholds=at_least_one(), mappings=[up_down_mapping()], width=4,
+        ),
+        stat_panel(
+            "Series held",
+            "Series aerostat holds now. It grows with DAGs, tasks and pools; past "
+            "--statsd.max-series new series are refused (see the next panel). Growth without "
+            "new DAGs points to a label with unbounded values.",
+            [Target(f"sum by (instance) (aerostat_series{{{aerostat}}})", "{{instance}}")],
+            width=4,
+        ),
+        timeseries_panel(
+            "StatsD lines received",
+            "StatsD lines a second that aerostat read, all deployments together. A drop to "
+            "zero while Airflow runs means its traffic no longer arrives: check [metrics] "
+            "statsd_host and the UDP path.",
+            [Target(f"sum by (instance) (rate(statsd_exporter_lines_total{{{aerostat}}}"
+                   "[$__rate_interval]))", "{{instance}}")],
+            unit=PER_SECOND, width=8,
+        ),
+        timeseries_panel(
+            "Losses",
+            "Datagrams the kernel dropped because aerostat did not read them in time, "
+            "series refused at --statsd.max-series, lines refused as malformed (by "
+            "reason) and batches skipped for a bug in aerostat. Anything but zero means "
+            "missing data: raise the receive buffer (net.core.rmem_max, "
+            "--statsd.read-buffer) for drops, the series limit or a TTL for refusals; "
+            "malformed lines come from a sender; skipped batches are logged with their "
+            "traceback, report them.",
+            [
+                Target(f"sum by (instance) (rate(aerostat_udp_kernel_drops_total{{{aerostat}}}"
+                      "[$__rate_interval]))", "{{instance}} kernel drops"),
+                Target(f"sum by (instance) (rate(aerostat_series_refused_total{{{aerostat}}}"
+                      "[$__rate_interval]))", "{{instance}} series refused"),
+                Target("sum by (instance, reason) (rate(statsd_exporter_sample_errors_total"
+                      f"{{{aerostat}}}[$__rate_interval]))", "{{instance}} {{reason}}"),
+                Target(f"sum by (instance) (rate(aerostat_internal_errors_total{{{aerostat}}}"
+                      "[$__rate_interval]))", "{{instance}} skipped batches"),
+            ],
+            unit=PER_SECOND, width=8,
+        ),
+    ])
