@@ -2,9 +2,10 @@
 catalog.json: one entry per (release line, metric), with its name pattern,
 the legacy name that carries its identifiers, its type and its tags.
 
-catalog.json is the project's research data (shared/airflow/, made from the
-releases' code and Airflow's own registry, metrics_template.yaml); a new
-Airflow release is a new version of that file.
+catalog.json is a copy of the project's research data on Airflow's metrics,
+made from the releases' code and checked against Airflow's own registry
+(metrics_template.yaml, inside the apache-airflow package); a new Airflow
+release is a new version of that file.
 """
 
 from __future__ import annotations

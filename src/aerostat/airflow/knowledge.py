@@ -5,7 +5,8 @@ duration, and how to combine gauges that several processes report.
 Each table is keyed by the canonical key of a metric: its catalog name with
 identifier-only components removed (``executor.open_slots.{executor_class_name}``
 → ``executor.open_slots``) and ``{job_name}`` read as ``job``.
-The reasons are in shared/reference/airflow_metrics.md, sections 1.4 and 6.2.
+What each choice does for a user is in docs/airflow.md ("What the built-in
+mapping does"); the comments below say why, where the catalog is silent.
 """
 
 from __future__ import annotations
