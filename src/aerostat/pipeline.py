@@ -540,7 +540,8 @@ class Pipeline:
                 telemetry.events_unmapped += weight
             if reason in _COUNTED_AS_EVENT_ERRORS:
                 telemetry.events_error[reason] += 1
-            telemetry.sample_errors[reason] += 1
+            else:
+                telemetry.sample_errors[reason] += 1
 
     def _count_conflict(self, kind: Kind, name: str) -> None:
         conflicts = self.telemetry.conflicts
@@ -630,8 +631,11 @@ class Pipeline:
         series' own value made the result overflow (it may change)."""
         telemetry = self.telemetry
         if reason in _COUNTED_AS_EVENT_ERRORS:
+            # as upstream: an event, not a sample, went wrong; counting it in
+            # sample_errors too made drop-in alerts on parse errors fire
             telemetry.events_error[reason] += 1
-        telemetry.sample_errors[reason] += 1
+        else:
+            telemetry.sample_errors[reason] += 1
         return Outcome(_REFUSED, None, resolution, refusal=reason.value, remember=remember)
 
 

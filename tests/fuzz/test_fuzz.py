@@ -33,6 +33,7 @@ def accounted(telemetry: Telemetry) -> int:
     return (
         sum(telemetry.events)
         + sum(telemetry.sample_errors.values())
+        + sum(telemetry.events_error.values())
         + sum(telemetry.conflicts.values())
         + sum(telemetry.series_refused.values())
     )

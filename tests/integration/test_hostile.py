@@ -314,3 +314,19 @@ def test_health_says_when_the_event_loop_is_stuck(monkeypatch: pytest.MonkeyPatc
         assert bridge.get("/-/healthy")[0] == 503
         time.sleep(0.6)
         assert bridge.get("/-/healthy")[0] == 200
+
+
+def test_every_refusal_counter_exists_at_zero_from_the_start() -> None:
+    """A counter born at 1 hides its first increment from increase(): the
+    first refused line of a kind would never move an alert."""
+    from aerostat.events import Reason
+
+    with running_bridge() as bridge:
+        own = bridge.samples(own=True)
+        for reason in Reason:
+            family = ("statsd_exporter_events_error_total"
+                      if reason in (Reason.EMPTY_METRIC_NAME, Reason.ILLEGAL_NEGATIVE_COUNTER)
+                      else "statsd_exporter_sample_errors_total")
+            assert own[(family, frozenset({("reason", reason.value)}))] == 0, reason
+        assert own[("statsd_exporter_config_reloads_total",
+                    frozenset({("outcome", "failure")}))] == 0

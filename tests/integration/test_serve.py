@@ -206,7 +206,10 @@ def test_bad_input_is_counted_by_reason(line: bytes, reason: str, tmp_path: Path
     histograms = {"mapping_config": str(config)} if b"|h" in line else {}
     with running_bridge(**histograms) as bridge:
         bridge.send_udp(line, b"good:1|g")
-        assert bridge.counter("statsd_exporter_sample_errors_total", reason=reason) == 1
+        errors = ("statsd_exporter_events_error_total"
+                  if reason in ("illegal_negative_counter", "empty_metric_name")
+                  else "statsd_exporter_sample_errors_total")  # as upstream counts them
+        assert bridge.counter(errors, reason=reason) == 1
         assert bridge.samples()[("good", frozenset())] == 1
         assert not any(name.startswith("x") for name, _ in bridge.samples())
 
@@ -258,9 +261,11 @@ def test_cached_lines_keep_upstream_semantics() -> None:
         assert samples[("g", frozenset())] == 3
         assert samples[("t_count", frozenset())] == 4
         assert samples[("t_sum", frozenset())] == pytest.approx(4.0)
-        refused = bridge.counter("statsd_exporter_sample_errors_total",
+        refused = bridge.counter("statsd_exporter_events_error_total",
                                  reason="illegal_negative_counter")
         assert refused == 1
+        assert bridge.counter("statsd_exporter_sample_errors_total",
+                              reason="illegal_negative_counter") == 0
 
 
 def test_tcp_lines_and_an_overlong_line() -> None:

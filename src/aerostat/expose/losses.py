@@ -59,7 +59,7 @@ class LossReporter:
         """One warning for all input refused since the last one: enough for
         an operator to notice a misbehaving sender, never a flood (each line
         is logged at debug level)."""
-        current = dict(self.telemetry.sample_errors)
+        current = {**self.telemetry.sample_errors, **self.telemetry.events_error}
         new = {reason: count - self._refusals_reported.get(reason, 0)
                for reason, count in current.items()}
         new = {reason: count for reason, count in sorted(new.items()) if count}

@@ -14,7 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from aerostat import __version__
 from aerostat.counters import Telemetry
-from aerostat.events import Kind
+from aerostat.events import Kind, Reason
 from aerostat.store import Store
 
 
@@ -73,8 +73,16 @@ class OwnMetric:
     labels: tuple[str, ...] = field(default=())
 
 
-def _by(values: Mapping[str, int]) -> Mapping[tuple[str, ...], float]:
-    return {(key,): value for key, value in values.items()}
+def _by(values: Mapping[str, int], known: tuple[str, ...] = ()) -> Mapping[tuple[str, ...], float]:
+    """Label value → count, every ``known`` one present from the start at
+    zero: increase() over a counter born at 1 misses that first 1."""
+    return {(key,): values.get(key, 0) for key in (*known, *values)}
+
+
+# statsd_exporter_events_error_total's reasons (as upstream counts them);
+# every other Reason is a sample error
+EVENT_ERRORS = (Reason.EMPTY_METRIC_NAME.value, Reason.ILLEGAL_NEGATIVE_COUNTER.value)
+SAMPLE_ERRORS = tuple(reason.value for reason in Reason if reason.value not in EVENT_ERRORS)
 
 
 def _conflicts(telemetry: Telemetry) -> Mapping[tuple[str, ...], float]:
@@ -138,17 +146,18 @@ OWN_METRICS: tuple[OwnMetric, ...] = (
              lambda t: t.events_unmapped),
     OwnMetric("statsd_exporter_sample_errors",
               "The total number of errors parsing StatsD samples.", "counter",
-              lambda v: _by(v.telemetry.sample_errors), ("reason",)),
+              lambda v: _by(v.telemetry.sample_errors, SAMPLE_ERRORS), ("reason",)),
     OwnMetric("statsd_exporter_events_error",
               "The total number of StatsD events discarded due to errors.", "counter",
-              lambda v: _by(v.telemetry.events_error), ("reason",)),
+              lambda v: _by(v.telemetry.events_error, EVENT_ERRORS), ("reason",)),
     OwnMetric("statsd_exporter_events_actions", "The total number of StatsD events by action.",
-              "counter", lambda v: _by(v.telemetry.actions), ("action",)),
+              "counter", lambda v: _by(v.telemetry.actions, ("drop", "map")), ("action",)),
     OwnMetric("statsd_exporter_events_conflict",
               "The total number of StatsD events discarded due to a type or name conflict.",
               "counter", lambda v: _conflicts(v.telemetry), ("type", "metric_name")),
     OwnMetric("statsd_exporter_config_reloads", "The number of configuration reloads.",
-              "counter", lambda v: _by(v.telemetry.config_reloads), ("outcome",)),
+              "counter", lambda v: _by(v.telemetry.config_reloads, ("success", "failure")),
+              ("outcome",)),
     OwnMetric("statsd_exporter_loaded_mappings",
               "The current number of configured metric mappings.", "gauge",
               lambda v: v.telemetry.loaded_mappings),
