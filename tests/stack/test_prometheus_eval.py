@@ -98,8 +98,6 @@ EMPTY_WHEN_HEALTHY = {
         _FAILURE_COUNTER,
     f"{DASHBOARDS}airflow-scheduler.json: panel 'Critical section busy' query A":
         "schedulers contend for the critical section only when there are several",
-    f"{DASHBOARDS}airflow-overview.json: panel 'Losses' query C":
-        "aerostat counts refused lines by reason from the first one; Airflow sent none",
     # metrics the captured Airflow (LocalExecutor, no assets) does not send
     f"{DASHBOARDS}airflow-dags-tasks.json: panel 'Time queued, 95th percentile' query A":
         "queued durations come from executors with a queue (Celery, Kubernetes)",

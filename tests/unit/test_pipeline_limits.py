@@ -65,3 +65,14 @@ def test_an_overflow_that_depends_on_the_series_is_not_remembered() -> None:
     assert lines.telemetry.sample_errors == {Reason.NON_FINITE_VALUE: 1}
     series = lines.store.families["a"].series[()]
     assert series.value == 0.0  # type: ignore[union-attr]
+
+
+def test_tags_and_tag_errors_count_on_the_cached_path_too() -> None:
+    """statsd_exporter_tags_total and tag_errors_total counted only a line's
+    first copy; the copies after it took the cached path uncounted."""
+    lines = pipeline()
+    lines.feed_batch([b"a:1|c|#k:v", b"a:2|c|#k:v", b"a:3|c|#k:v"], 1.0)
+    lines.feed_batch([b"b,bad:1|c", b"b,bad:1|c"], 1.0)
+    assert lines.telemetry.tags == 3
+    assert lines.telemetry.tag_errors == 2
+    assert lines.telemetry.lines == 5
