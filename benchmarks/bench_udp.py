@@ -108,7 +108,10 @@ def prepare_rmem(read_buffer: int | None) -> int | None:
     Returns the value to restore afterwards, or None when nothing was changed."""
     current = read_int(RMEM_MAX)
     if not read_buffer:
-        print(f"read buffer: OS default (net.core.rmem_default={read_int(RMEM_DEFAULT)})")
+        print("read buffer: each exporter's own default (aerostat asks the kernel for 8 MiB, "
+              "capped at net.core.rmem_max; statsd_exporter keeps "
+              f"net.core.rmem_default={read_int(RMEM_DEFAULT)}); the granted size is printed "
+              "per exporter below")
         return None
     if current is None or read_buffer <= current:
         print(f"read buffer: {read_buffer} bytes, within net.core.rmem_max={current}; "
@@ -494,7 +497,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=5.0, help="load duration per run")
     parser.add_argument("--repeats", type=int, default=3, help="runs per rate; medians reported")
     parser.add_argument("--read-buffer", type=int, default=None,
-                        help="pass --statsd.read-buffer=N (bytes); default: the OS default")
+                        help="pass --statsd.read-buffer=N (bytes); default: each exporter's own "
+                        "(aerostat asks 8 MiB, statsd_exporter keeps the OS default)")
     parser.add_argument("--exporter", action="append", metavar="CMD",
                         help="exporter command, given the statsd_exporter flags; repeatable. "
                              "Default: aerostat, plus statsd_exporter if it is on the PATH")
@@ -571,7 +575,7 @@ def main(argv: list[str] | None = None) -> int:
 
     for res in results:
         print_table(f"{res['name']} (medians of {args.repeats} x {args.seconds:g} s, "
-                    f"read buffer {args.read_buffer or 'OS default'}, "
+                    f"read buffer {args.read_buffer or 'each exporter default'}, "
                     f"scrape every {args.scrape_interval:g} s)",
                     [r["median"] for r in res["rates"]])
         if "find_max" in res:
