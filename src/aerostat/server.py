@@ -189,9 +189,9 @@ class Server:
         if self.udp is not None:
             granted, level, message = describe_read_buffer(self.udp, self.options.read_buffer)
             fields: dict[str, object] = {"read_buffer_bytes": granted}
-            if level == "warning":
+            if level == logging.WARNING:
                 fields["asked"] = self.options.read_buffer
-            log.log(logging.getLevelName(level.upper()), message, extra={"fields": fields})
+            log.log(level, message, extra={"fields": fields})
         log.info("Accepting StatsD traffic", extra={"fields": {
             "udp": _address(self.udp), "tcp": _address(self.tcp),
             "unixgram": self.options.listen_unixgram or None,
@@ -333,10 +333,6 @@ class Server:
 
     def wait_stopped(self, timeout: float | None = None) -> bool:
         return self._stopped.wait(timeout)
-
-    def render(self, openmetrics: bool) -> str:
-        """The exposition, as a scrape gets it (tests and ``aerostat up``)."""
-        return self.scrapes.render(openmetrics)
 
     def _close(self) -> None:
         if self.http is not None:

@@ -4,6 +4,7 @@ the kernel's drop counter of a UDP socket."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import resource
 import socket
@@ -207,15 +208,15 @@ def remove_own_socket(path: str, identity: tuple[int, int] | None) -> None:
             os.unlink(path)
 
 
-def describe_read_buffer(sock: socket.socket, asked: int | None) -> tuple[int, str, str]:
-    """(bytes granted, log level, message) about a UDP socket's buffer."""
+def describe_read_buffer(sock: socket.socket, asked: int | None) -> tuple[int, int, str]:
+    """(bytes granted, logging level, message) about a UDP socket's buffer."""
     granted = read_buffer_bytes(sock)
     if asked is not None and granted < asked:
-        return granted, "warning", ("The kernel granted a smaller UDP read buffer than asked "
+        return granted, logging.WARNING, ("The kernel granted a smaller UDP read buffer than asked "
                                     "for; raise net.core.rmem_max")
     if granted < 1024 * 1024:
-        return granted, "info", ("Small UDP read buffer: a pause of a few milliseconds under "
+        return granted, logging.INFO, ("Small UDP read buffer: a pause of a few milliseconds under "
                                  "heavy load drops datagrams (counted in "
                                  "aerostat_udp_kernel_drops_total); raise net.core.rmem_max "
                                  "to 8388608 or more")
-    return granted, "debug", "UDP read buffer"
+    return granted, logging.DEBUG, "UDP read buffer"
