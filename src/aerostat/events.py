@@ -73,3 +73,8 @@ class Reason(enum.StrEnum):
     # limits that keep one sender from taking the exporter's memory
     NAME_TOO_LONG = "name_too_long"
     LABEL_VALUE_TOO_LONG = "label_value_too_long"
+
+
+# the reasons statsd_exporter counts as events gone wrong
+# (statsd_exporter_events_error_total) rather than as bad samples
+EVENT_ERRORS = frozenset((Reason.EMPTY_METRIC_NAME, Reason.ILLEGAL_NEGATIVE_COUNTER))

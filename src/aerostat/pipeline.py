@@ -17,7 +17,7 @@ from itertools import repeat
 from typing import NamedTuple
 
 from aerostat.counters import Telemetry
-from aerostat.events import Event, Kind, Reason
+from aerostat.events import EVENT_ERRORS, Event, Kind, Reason
 from aerostat.framing import split_lines
 from aerostat.frontend import Frontend, Resolution
 from aerostat.logs import RateLimited
@@ -237,7 +237,6 @@ class _Refused(NamedTuple):
     events: tuple[tuple[Kind, int, bool, Reason], ...]
 
 
-_COUNTED_AS_EVENT_ERRORS = (Reason.EMPTY_METRIC_NAME, Reason.ILLEGAL_NEGATIVE_COUNTER)
 
 _internal_errors = RateLimited(logging.getLogger("aerostat"), per_second=1)
 
@@ -543,7 +542,7 @@ class Pipeline:
                 telemetry.actions[Action.MAP.value] += weight
             else:
                 telemetry.events_unmapped += weight
-            if reason in _COUNTED_AS_EVENT_ERRORS:
+            if reason in EVENT_ERRORS:
                 telemetry.events_error[reason] += 1
             else:
                 telemetry.sample_errors[reason] += 1
@@ -635,7 +634,7 @@ class Pipeline:
         a frontend saw the event (it may have learned from it) or when the
         series' own value made the result overflow (it may change)."""
         telemetry = self.telemetry
-        if reason in _COUNTED_AS_EVENT_ERRORS:
+        if reason in EVENT_ERRORS:
             # as upstream: an event, not a sample, went wrong; counting it in
             # sample_errors too made drop-in alerts on parse errors fire
             telemetry.events_error[reason] += 1

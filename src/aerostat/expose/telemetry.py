@@ -14,7 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from aerostat import __version__
 from aerostat.counters import Telemetry
-from aerostat.events import Kind, Reason
+from aerostat.events import EVENT_ERRORS, Kind, Reason
 from aerostat.store import Store
 
 
@@ -79,10 +79,9 @@ def _by(values: Mapping[str, int], known: tuple[str, ...] = ()) -> Mapping[tuple
     return {(key,): values.get(key, 0) for key in (*known, *values)}
 
 
-# statsd_exporter_events_error_total's reasons (as upstream counts them);
-# every other Reason is a sample error
-EVENT_ERRORS = (Reason.EMPTY_METRIC_NAME.value, Reason.ILLEGAL_NEGATIVE_COUNTER.value)
-SAMPLE_ERRORS = tuple(reason.value for reason in Reason if reason.value not in EVENT_ERRORS)
+# the reasons of statsd_exporter_events_error_total and of sample_errors_total
+EVENT_REASONS = tuple(reason.value for reason in Reason if reason in EVENT_ERRORS)
+SAMPLE_REASONS = tuple(reason.value for reason in Reason if reason not in EVENT_ERRORS)
 
 
 def _conflicts(telemetry: Telemetry) -> Mapping[tuple[str, ...], float]:
@@ -146,10 +145,10 @@ OWN_METRICS: tuple[OwnMetric, ...] = (
              lambda t: t.events_unmapped),
     OwnMetric("statsd_exporter_sample_errors",
               "The total number of errors parsing StatsD samples.", "counter",
-              lambda v: _by(v.telemetry.sample_errors, SAMPLE_ERRORS), ("reason",)),
+              lambda v: _by(v.telemetry.sample_errors, SAMPLE_REASONS), ("reason",)),
     OwnMetric("statsd_exporter_events_error",
               "The total number of StatsD events discarded due to errors.", "counter",
-              lambda v: _by(v.telemetry.events_error, EVENT_ERRORS), ("reason",)),
+              lambda v: _by(v.telemetry.events_error, EVENT_REASONS), ("reason",)),
     OwnMetric("statsd_exporter_events_actions", "The total number of StatsD events by action.",
               "counter", lambda v: _by(v.telemetry.actions, ("drop", "map")), ("action",)),
     OwnMetric("statsd_exporter_events_conflict",
