@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import math
 import statistics
 import sys
 import time
@@ -29,7 +30,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from aerostat.counters import Telemetry  # noqa: E402
 from aerostat.events import Kind  # noqa: E402
-from aerostat.expose.exposition import format_value, render_store  # noqa: E402
+from aerostat.expose.exposition import Shown, format_value, render_store  # noqa: E402
 from aerostat.mapper import (  # noqa: E402
     Mapper,
     MappingConfig,
@@ -68,11 +69,13 @@ def median_ms(work: Callable[[], object], repeats: int) -> float:
     return statistics.median(timings)
 
 
-def store_with(series: int) -> Store:
-    """``series`` gauges spread over 100 families, labelled like Airflow's."""
+def store_with(series: int, metric_type: MetricType = MetricType.GAUGE) -> Store:
+    """``series`` gauges (or counters) spread over 100 families, labelled
+    like Airflow's."""
     store = Store()
+    suffix = "_total" if metric_type is MetricType.COUNTER else ""
     for index in range(series):
-        spec = FamilySpec(f"airflow_metric_{index % 100}", MetricType.GAUGE, "help")
+        spec = FamilySpec(f"airflow_metric_{index % 100}{suffix}", metric_type, "help")
         labels = (("dag_id", f"dag_{index // 1000}"), ("task_id", f"task_{index}"))
         cell = store.series_for(spec, labels)
         assert isinstance(cell, ScalarSeries)
@@ -160,6 +163,20 @@ def main() -> int:
         results[f"render ms, {series:,} series, aerostat"] = mine
         results[f"render ms, {series:,} series, via prometheus_client"] = theirs
         results[f"render ratio, {series:,} series (prometheus_client / aerostat)"] = theirs / mine
+    # the first-value hold, side by side on 100,000 counters: off, every
+    # series shown, every series held, and OpenMetrics with and without _created
+    store = store_with(100_000, MetricType.COUNTER)
+    results["render ms, 100,000 counters, hold off"] = median_ms(
+        lambda: render_store(store, openmetrics=False, now=0.0), repeats)
+    results["render ms, 100,000 counters, hold on, all shown"] = median_ms(
+        lambda: render_store(store, openmetrics=False, now=0.0, shown=Shown(1.0)), repeats)
+    results["render ms, 100,000 counters, hold on, all held"] = median_ms(
+        lambda: render_store(store, openmetrics=False, now=0.0, shown=Shown(-1.0)), repeats)
+    results["render ms, 100,000 counters, OpenMetrics"] = median_ms(
+        lambda: render_store(store, openmetrics=True, now=0.0), repeats)
+    results["render ms, 100,000 counters, OpenMetrics with _created"] = median_ms(
+        lambda: render_store(store, openmetrics=True, now=0.0, shown=Shown(math.inf, 1.7e9)),
+        repeats)
 
     histogram_mapping = parse_mapping_config("defaults:\n  observer_type: histogram\n")
     count = 100_000

@@ -134,8 +134,10 @@ def value(bridge: Bridge, name: str, **labels: str) -> float | None:
     return bridge.samples().get((name, frozenset(labels.items())))
 
 
+# values at once: the tests that are about the first-value hold turn it on
 LOOPBACK = ServerOptions(
-    listen_udp="127.0.0.1:0", listen_tcp="127.0.0.1:0", web_listen_address="127.0.0.1:0"
+    listen_udp="127.0.0.1:0", listen_tcp="127.0.0.1:0", web_listen_address="127.0.0.1:0",
+    new_series_hold=0.0,
 )
 
 

@@ -42,6 +42,8 @@ class ServerOptions:
     web_max_connections: int = 64
     web_idle_timeout: float = 30.0
     enable_lifecycle: bool = False
+    new_series_hold: float = 120.0
+    created_timestamps: bool = False
     limits: InputLimits = field(default_factory=InputLimits)
     dialects: Dialects = field(default_factory=Dialects)
     built_in: BuiltIn | None = None  # --airflow: aerostat.airflow's mapping
@@ -144,6 +146,15 @@ SERVE_FLAGS: tuple[Flag, ...] = (
          "Close an HTTP connection that sends nothing for this long.", duration),
     Flag("--web.enable-lifecycle", "enable_lifecycle",
          "Enable shutdown and reload via HTTP (POST /-/quit, /-/reload).", switch=True),
+    Flag("--web.new-series-hold", "new_series_hold",
+         "Show a new counter, histogram or summary series at zero until every Prometheus "
+         "scraping aerostat has read it so (then increase() sees its first event), waiting "
+         "at most this long; after a start, new series wait this long while the scrapers "
+         "make themselves known. 0 shows values at once.", duration),
+    Flag("--web.created-timestamps", "created_timestamps",
+         "Add _created to counters, histograms and summaries in OpenMetrics scrapes, for "
+         "a Prometheus that ingests created timestamps (otherwise it stores them as extra "
+         "series).", switch=True),
 )
 
 

@@ -599,7 +599,7 @@ class Pipeline:
         spec = resolution.spec
         assert spec is not None
         series = self.store.series_for(
-            spec, resolution.labels, resolution.ttl or self.default_ttl
+            spec, resolution.labels, resolution.ttl or self.default_ttl, now
         )
         if isinstance(series, Refusal):
             if series is Refusal.CONFLICT:

@@ -31,7 +31,7 @@ from aerostat.logs import RateLimited
 from aerostat.mapper import MappingConfig, load_mapping_config
 from aerostat.options import ServerOptions
 from aerostat.pipeline import Pipeline
-from aerostat.store import Store
+from aerostat.store import FirstValueHold, Store
 from aerostat.wire import (
     Relay,
     Source,
@@ -80,6 +80,7 @@ class Server:
             load_config(options.mapping_config), options.built_in, options.cache_size)
         self.telemetry.loaded_mappings = len(self.mapper.rules)
         self.store = Store(max_series=options.max_series, max_bytes=options.max_series_bytes)
+        self.store.hold = FirstValueHold(options.new_series_hold, time.monotonic())
         self.pipeline = Pipeline(
             self.mapper,
             self.store,
@@ -105,7 +106,8 @@ class Server:
         self._stopped = threading.Event()
         self._owner: int | None = None
         self._last_turn = time.monotonic()
-        self.scrapes = Scrapes(self.store, self.registry, self._wake, self._stopped)
+        self.scrapes = Scrapes(self.store, self.registry, self._wake, self._stopped,
+                               created_timestamps=options.created_timestamps)
         self.losses = LossReporter(self.telemetry)
         self.sources: list[Source] = []
         self.relay: Relay | None = None

@@ -13,7 +13,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -28,7 +28,7 @@ class Endpoints:
     """What the HTTP side can ask of the rest of the server."""
 
     telemetry_path: str
-    render: Callable[[bool], str]  # openmetrics? → exposition
+    render: Callable[[bool, Hashable], str]  # (openmetrics?, scraper) → exposition
     reload: Callable[[], str | None]  # None on success, else why it failed
     quit: Callable[[], None]
     enable_lifecycle: bool
@@ -99,7 +99,7 @@ class _Handler(BaseHTTPRequestHandler):
             from aerostat.expose.exposition import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE
 
             openmetrics = wants_openmetrics(self.headers.get("Accept", ""))
-            body = endpoints.render(openmetrics).encode("utf-8")
+            body = endpoints.render(openmetrics, self._scraper()).encode("utf-8")
             content_type = OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE
             self._reply(200, body, content_type, compress=True)
         elif path == "/-/healthy":
@@ -117,6 +117,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(404, b"Not found.\n")
 
     do_HEAD = do_GET
+
+    def _scraper(self) -> Hashable:
+        """Who scrapes, as well as a request tells: two Prometheus servers
+        of an HA pair differ in address or in the scrape timeout they send
+        (which follows their interval); ports change with every connection."""
+        headers = self.headers
+        return (self.client_address[0], headers.get("User-Agent", ""),
+                headers.get("X-Prometheus-Scrape-Timeout-Seconds", ""))
 
     def do_POST(self) -> None:
         path = self.path.split("?", 1)[0]

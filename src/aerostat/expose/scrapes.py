@@ -9,13 +9,13 @@ import itertools
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 
 from prometheus_client import CollectorRegistry
 from prometheus_client import generate_latest as generate_text
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
-from aerostat.expose.exposition import exposition_lines
+from aerostat.expose.exposition import Shown, exposition_lines
 from aerostat.store import Store
 
 # lines of a scrape rendered between two reads of the sockets
@@ -52,21 +52,25 @@ class Scrapes:
     calling thread."""
 
     def __init__(self, store: Store, registry: CollectorRegistry, wake: Callable[[], None],
-                 stopped: threading.Event) -> None:
+                 stopped: threading.Event, created_timestamps: bool = False) -> None:
         self.store = store
         self.registry = registry
         self.wake = wake
         self.stopped = stopped
         self.owner: int | None = None
         self._pending: deque[_Scrape] = deque()
+        # fixed once: a created timestamp that moved with the wall clock
+        # from one scrape to the next would read as a counter reset
+        self._created_offset = time.time() - time.monotonic() if created_timestamps else None
 
     @property
     def pending(self) -> bool:
         return bool(self._pending)
 
-    def render(self, openmetrics: bool) -> str:
-        """The exposition, from any thread."""
-        scrape = _Scrape(self._lines(openmetrics))
+    def render(self, openmetrics: bool, scraper: Hashable = None) -> str:
+        """The exposition, from any thread. ``scraper`` tells who asks
+        (store/hold.py), None when that does not matter."""
+        scrape = _Scrape(self._lines(openmetrics, scraper))
         owner = self.owner
         if owner is None or owner == threading.get_ident():
             return scrape.finish()
@@ -86,9 +90,15 @@ class Scrapes:
         while self._pending:
             self._pending.popleft().finish()
 
-    def _lines(self, openmetrics: bool) -> Iterator[str]:
-        yield from exposition_lines(self.store, openmetrics=openmetrics, now=time.monotonic())
+    def _lines(self, openmetrics: bool, scraper: Hashable) -> Iterator[str]:
+        # runs on the loop, as every reader and writer of the hold
+        now = time.monotonic()
+        hold = self.store.hold
+        shown = Shown(hold.horizon_at(now), self._created_offset)
+        yield from exposition_lines(self.store, openmetrics=openmetrics, now=now, shown=shown)
         generate = generate_openmetrics if openmetrics else generate_text
         # in OpenMetrics, the own output ends with the one # EOF
         own: bytes = generate(self.registry)
         yield own.decode("utf-8")
+        if scraper is not None and hold.enabled:
+            hold.scraped(scraper, now)

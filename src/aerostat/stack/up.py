@@ -46,7 +46,8 @@ LOOPBACK = "127.0.0.1"
 CAPTURE = "airflow-3.3.2-plain.jsonl"
 # a local Prometheus scrapes one exporter: every 5 s costs nothing, and the
 # first points of a new user's graphs come three times sooner than at 15 s
-SCRAPE_INTERVAL = "5s"
+SCRAPE_SECONDS = 5
+SCRAPE_INTERVAL = f"{SCRAPE_SECONDS}s"
 # Grafana's own Debian package puts its binaries in /usr/sbin, which is not
 # on an ordinary user's PATH
 GRAFANA_PLACES = ("/usr/sbin", "/usr/share/grafana/bin")
@@ -422,6 +423,9 @@ class LocalStack:
         server = Server(ServerOptions(
             listen_udp=f":{options.statsd_port}", listen_tcp=f":{options.statsd_port}",
             web_listen_address=f"{LOOPBACK}:{options.web_port}", built_in=airflow_built_in(),
+            # its one scraper is this stack's Prometheus: twice its interval
+            # and a little is enough to learn it after the start
+            new_series_hold=2 * SCRAPE_SECONDS + 3,
         ))
         server.start()
         self.server = server

@@ -1,5 +1,6 @@
 """Series and families in memory; no I/O, no parsing, no mapping."""
 
+from aerostat.store.hold import FirstValueHold
 from aerostat.store.registry import (
     BY_SENDER,
     Family,
@@ -22,6 +23,7 @@ __all__ = [
     "BY_SENDER",
     "Family",
     "FamilySpec",
+    "FirstValueHold",
     "HistogramSeries",
     "LabelPairs",
     "MetricType",

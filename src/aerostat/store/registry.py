@@ -11,6 +11,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from aerostat.store.hold import FirstValueHold
 from aerostat.store.series import (
     HistogramSeries,
     ScalarSeries,
@@ -97,6 +98,8 @@ class Store:
         self._expiring: dict[int, tuple[Family, LabelPairs, Series]] = {}
         # gauges fed by several senders, whose silent senders expire
         self._per_sender: dict[int, tuple[Family, LabelPairs, SenderGaugeSeries]] = {}
+        # off until the server sets one up (--web.new-series-hold)
+        self.hold = FirstValueHold(0.0, 0.0)
 
     def _admits(self, spec: FamilySpec) -> bool:
         name = spec.name
@@ -134,11 +137,11 @@ class Store:
         return family
 
     def series_for(
-        self, spec: FamilySpec, labels: LabelPairs, ttl: float = 0.0
+        self, spec: FamilySpec, labels: LabelPairs, ttl: float = 0.0, now: float = 0.0
     ) -> Series | Refusal:
         """The series of these labels (sorted by name) in the family of
-        ``spec``, created if new; a Refusal when the name is taken by another
-        type or the store is full."""
+        ``spec``, created if new (born ``now``); a Refusal when the name is
+        taken by another type or the store is full."""
         family = self.families.get(spec.name)
         if family is not None and family.spec.type is not spec.type:
             return Refusal.CONFLICT
@@ -154,6 +157,7 @@ class Store:
             if family is None:
                 return Refusal.CONFLICT
             series = _new_series(family.spec, labels)
+            series.born = now
             family.series[labels] = series
             self.series_count += 1
             self.bytes += cost
@@ -178,8 +182,13 @@ class Store:
         """Removes series not updated for longer than their TTL, and gauges
         whose every sender went silent; returns them."""
         expired: list[tuple[Family, LabelPairs, Series]] = []
+        # a series still shown at zero stays until it has shown its value:
+        # expiring it then would lose the events it holds
+        shown = self.hold.horizon_at(now)
         for key, (family, labels, series) in list(self._expiring.items()):
-            if now - series.updated > series.ttl:
+            if now - series.updated > series.ttl and (
+                family.spec.type is MetricType.GAUGE or series.born < shown
+            ):
                 expired.append((family, labels, series))
                 del self._expiring[key]
         for key, (family, labels, gauge) in list(self._per_sender.items()):

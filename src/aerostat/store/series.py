@@ -18,20 +18,23 @@ from collections.abc import Hashable, Mapping, Sequence
 class ScalarSeries:
     """A counter or gauge."""
 
-    __slots__ = ("labels", "labels_text", "ttl", "updated", "value")
+    __slots__ = ("born", "labels", "labels_text", "ttl", "updated", "value")
 
     def __init__(self, labels: tuple[tuple[str, str], ...], labels_text: str, ttl: float) -> None:
         self.labels = labels
         self.labels_text = labels_text
         self.ttl = ttl
         self.updated = 0.0
+        self.born = 0.0  # monotonic; see store/hold.py
         self.value = 0.0
 
 
 class HistogramSeries:
     """Cumulative buckets are built at scrape time from per-bucket counts."""
 
-    __slots__ = ("bounds", "count", "counts", "labels", "labels_text", "sum", "ttl", "updated")
+    __slots__ = (
+        "born", "bounds", "count", "counts", "labels", "labels_text", "sum", "ttl", "updated",
+    )
 
     def __init__(
         self,
@@ -44,6 +47,7 @@ class HistogramSeries:
         self.labels_text = labels_text
         self.ttl = ttl
         self.updated = 0.0
+        self.born = 0.0
         self.bounds = bounds
         self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
         self.sum = 0.0
@@ -75,6 +79,7 @@ class SummarySeries:
     SLICE_CAPACITY = 2048
 
     __slots__ = (
+        "born",
         "count",
         "labels",
         "labels_text",
@@ -102,6 +107,7 @@ class SummarySeries:
         self.labels_text = labels_text
         self.ttl = ttl
         self.updated = 0.0
+        self.born = 0.0
         self.quantiles = quantiles
         self.slice_seconds = max_age / max(age_buckets, 1)
         # oldest first; the last one takes new observations until slice_end.
@@ -177,7 +183,8 @@ class SenderGaugeSeries:
     from one shared source does not flap between their samples."""
 
     __slots__ = (
-        "groups", "labels", "labels_text", "policy", "sender_ttl", "senders", "ttl", "updated",
+        "born", "groups", "labels", "labels_text", "policy", "sender_ttl", "senders", "ttl",
+        "updated",
     )
 
     def __init__(
@@ -192,6 +199,7 @@ class SenderGaugeSeries:
         self.labels_text = labels_text
         self.ttl = ttl
         self.updated = 0.0
+        self.born = 0.0
         self.policy = policy
         self.sender_ttl = sender_ttl
         # sender → [value, last heard]; insertion order is first-heard order
