@@ -122,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_airflow_flag(command: argparse.ArgumentParser) -> None:
     # the defaults are the Airflow knowledge's, not written twice
     from aerostat.airflow import knowledge
+    from aerostat.airflow.frontend import DEFAULT_DEPLOYMENT
 
     command.add_argument(
         "--airflow", action="store_true",
@@ -137,6 +138,10 @@ def _add_airflow_flag(command: argparse.ArgumentParser) -> None:
         default=knowledge.HEARTBEAT_TTL, metavar="DURATION", help="With --airflow: how long "
         "a silent process's heartbeat series stays exported, stopped, so that alerts on it "
         "fire. Default: %(default)ss.")
+    command.add_argument(
+        "--airflow.default-deployment", dest="airflow_default_deployment",
+        default=DEFAULT_DEPLOYMENT, metavar="NAME", help="With --airflow: the deployment label "
+        "of Airflow traffic whose statsd_prefix and tags name none. Default: %(default)s.")
 
 
 def _built_in(args: argparse.Namespace) -> BuiltIn | None:
@@ -144,7 +149,8 @@ def _built_in(args: argparse.Namespace) -> BuiltIn | None:
         return None
     from aerostat.airflow import airflow_built_in
 
-    return airflow_built_in(args.airflow_sender_ttl, args.airflow_heartbeat_ttl)
+    return airflow_built_in(args.airflow_sender_ttl, args.airflow_heartbeat_ttl,
+                            args.airflow_default_deployment)
 
 
 def _serve(args: argparse.Namespace) -> int:

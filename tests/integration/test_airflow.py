@@ -14,10 +14,19 @@ from pathlib import Path
 import pytest
 
 from aerostat.airflow import airflow_built_in
-from bridge import Bridge, Sender, running_bridge, value
+from bridge import Bridge, Sender, running_bridge
+from bridge import value as any_value
 
 ROOT = Path(__file__).resolve().parents[2]
 CAPTURE = ROOT / "src/aerostat/airflow/captures/airflow-3.3.2-plain.jsonl"
+
+
+def value(bridge: Bridge, name: str, **labels: str) -> float | None:
+    """A sample of the built-in mapping's metrics: Airflow traffic whose
+    prefix and tags name no deployment is in the default deployment."""
+    if "rows_loaded" not in name:  # the DAG code's own metric has none
+        labels.setdefault("deployment", "default")
+    return any_value(bridge, name, **labels)
 
 
 @pytest.fixture
@@ -172,10 +181,11 @@ def test_a_user_mapping_renames_and_drops_over_the_built_in(tmp_path: Path) -> N
                              b"airflow.pool.open_slots.default_pool:3|g",
                              b"airflow.dagbag_size:4|g")
         samples = bridge.samples()
+    default = ("deployment", "default")
     assert samples[("task_finished_total", frozenset(
-        {("pipeline", "etl"), ("step", "load"), ("outcome", "success")}))] == 1
+        {("pipeline", "etl"), ("step", "load"), ("outcome", "success"), default}))] == 1
     assert not [name for name, _ in samples if name.startswith("airflow_pool")]
-    assert samples[("airflow_dagbag_size", frozenset())] == 4
+    assert samples[("airflow_dagbag_size", frozenset({default}))] == 4
 
 
 def test_replay_of_real_airflow_traffic() -> None:
@@ -222,5 +232,35 @@ def test_the_worked_example_in_the_docs(tmp_path: Path) -> None:
     assert rows["events"][0]["labels"] == {"table": "orders"}
     assert dropped["error"] == "dropped"
     assert finished["events"][0]["labels"] == {"pipeline": "etl", "step": "load",
-                                               "outcome": "failed"}
+                                               "outcome": "failed", "deployment": "default"}
     assert dagbag["events"][0]["name"] == "airflow_dagbag_size"
+
+
+def test_a_deployment_s_rare_counters_exist_at_zero_from_its_first_line(bridge: Bridge) -> None:
+    """Panels of rare events (heartbeat failures, the critical section,
+    failed triggers, assets) showed "No data" until the first one happened,
+    and that first one was invisible to increase(). Once a deployment is
+    seen its counters without identifiers exist at zero, for its release line."""
+    from aerostat.airflow.mapping import counters_before_events
+
+    scheduler = Sender(bridge)
+    scheduler.send(b"airflow.prod.dag_processor_heartbeat:1|c")  # only 3.x sends it
+    for name in ("airflow_scheduler_critical_section_busy_total",
+                 "airflow_job_heartbeat_failure_total", "airflow_triggers_failed_total",
+                 "airflow_asset_updates_total", "airflow_asset_triggered_dagruns_total",
+                 "airflow_dag_processing_callback_only_count_total"):
+        labels = {"job_name": "job"} if name.startswith("airflow_job") else {}
+        assert value(bridge, name, deployment="prod", **labels) == 0, name
+    assert value(bridge, "airflow_dag_processing_manager_stalls_total",
+                 deployment="prod") is None  # 2.x only
+    # not traffic: only the one line is counted
+    assert bridge.counter("statsd_exporter_events_total", type="counter") == 1
+    # every name of the list lands on a counter of its deployment
+    created = {name for (name, labels) in bridge.samples()
+               if ("deployment", "prod") in labels and name.endswith("_total")}
+    assert len(created) >= len(counters_before_events()["both"]) + len(
+        counters_before_events()["3.x"])
+    # the first real event moves it from zero
+    scheduler.send(b"airflow.prod.scheduler.critical_section_busy:1|c")
+    assert value(bridge, "airflow_scheduler_critical_section_busy_total",
+                 deployment="prod") == 1

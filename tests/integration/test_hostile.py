@@ -242,7 +242,8 @@ def _limit_descriptors() -> None:
 def served_at_256_descriptors() -> Iterator[tuple[subprocess.Popen[str], int, int]]:
     process = subprocess.Popen(
         [sys.executable, "-m", "aerostat.cli", "serve", "--statsd.listen-udp=127.0.0.1:0",
-         "--statsd.listen-tcp=127.0.0.1:0", "--web.listen-address=127.0.0.1:0"],
+         "--statsd.listen-tcp=127.0.0.1:0", "--web.listen-address=127.0.0.1:0",
+         "--web.new-series-hold=0"],
         stderr=subprocess.PIPE, text=True, preexec_fn=_limit_descriptors,
     )
     assert process.stderr is not None

@@ -71,3 +71,15 @@ def test_the_check_sees_a_rename() -> None:
     exported = exported_names()
     assert "airflow_ti_finish_total" in exported
     assert not names_in('sum(rate(airflow_ti_finished_total{state="x"}[5m]))') <= exported
+
+
+def test_alert_texts_name_the_default_deployment_never_an_empty_one() -> None:
+    """"…in deployment  failed" with traffic that names no deployment: the
+    texts fall back to the name --airflow gives such traffic."""
+    from aerostat.airflow.frontend import DEFAULT_DEPLOYMENT
+
+    rules = "\n".join(text for path, text in render_stack().items()
+                      if path.startswith("prometheus/rules/"))
+    mentions = re.findall(r"\{\{[^}]*\$labels\.deployment[^}]*\}\}", rules)
+    assert mentions
+    assert set(mentions) == {f"{{{{ or $labels.deployment `{DEFAULT_DEPLOYMENT}` }}}}"}

@@ -3,8 +3,10 @@ built-in mapping generated from it, and the frontend that tells deployments
 apart and counts each event once. The bridge's core never imports this
 package; cli.py hands its parts to the server."""
 
+import functools
+
 from aerostat.airflow import knowledge
-from aerostat.airflow.frontend import AirflowFrontend
+from aerostat.airflow.frontend import DEFAULT_DEPLOYMENT, AirflowFrontend
 from aerostat.airflow.mapping import AirflowMetric, airflow_mapping, airflow_metrics
 from aerostat.frontend import BuiltIn
 
@@ -12,9 +14,11 @@ from aerostat.frontend import BuiltIn
 def airflow_built_in(
     sender_ttl: float = knowledge.GAUGE_SENDER_TTL,
     heartbeat_ttl: float = knowledge.HEARTBEAT_TTL,
+    default_deployment: str = DEFAULT_DEPLOYMENT,
 ) -> BuiltIn:
     """What ``--airflow`` adds: the mapping and a frontend per pipeline."""
-    return BuiltIn(airflow_mapping(sender_ttl, heartbeat_ttl), AirflowFrontend)
+    return BuiltIn(airflow_mapping(sender_ttl, heartbeat_ttl),
+                   functools.partial(AirflowFrontend, default_deployment))
 
 
 __all__ = [

@@ -32,25 +32,38 @@ from collections.abc import Hashable
 
 from aerostat.airflow import knowledge
 from aerostat.airflow.mapping import (
+    BOTH_LINES,
     PREFIX,
     TWIN_LEGACY,
     TWIN_LEGACY_ALONE,
     TWIN_TAGGED,
     airflow_metrics,
+    counters_before_events,
     known_roots,
+    release_line_of,
 )
-from aerostat.events import Event
+from aerostat.events import Event, Kind
 from aerostat.frontend import Resolution, Verdict
 
 DEPLOYMENT = "deployment"
+# the deployment of Airflow traffic whose prefix and tags name none, so that
+# no alert or panel reads "in deployment  failed"
+DEFAULT_DEPLOYMENT = "default"
 _LAST_DURATION = f"{PREFIX}.dag_processing.last_duration"
 
 
 class AirflowFrontend:
     """Learns per deployment; one instance per pipeline."""
 
-    def __init__(self) -> None:
+    def __init__(self, default_deployment: str = DEFAULT_DEPLOYMENT) -> None:
         self.generation = 0
+        self.default_deployment = default_deployment
+        # counters that exist at zero once a deployment is seen, by release
+        # line; the lines each deployment got; the events that create them
+        self._counters_by_line = counters_before_events()
+        self._line_of = release_line_of()
+        self._created_lines: dict[str, set[str]] = {}
+        self._zero_events: list[Event] = []
         self._roots, self._root_patterns = known_roots()
         self._tags_of = {
             metric.key: frozenset(tag for entry in metric.entries for tag in entry.tags)
@@ -79,7 +92,7 @@ class AirflowFrontend:
             # 3.2+ sends seconds as milliseconds; 2.x's tagged form (file_name
             # alone) was right; plain 3.2+ without legacy names sends no tags
             value *= 1000.0
-        if name is event.name and value == event.value:
+        if name is event.name and value == event.value and labels is event.labels:
             return event
         return Event(event.kind, name, value, labels, event.relative, event.weight)
 
@@ -89,7 +102,12 @@ class AirflowFrontend:
         second, _, rest = after.partition(".")
         if not second:
             return event.name, event.labels
-        if first == PREFIX and (self._is_root(second) or not rest):
+        if first == PREFIX and self._is_root(second):
+            labels = event.labels
+            if DEPLOYMENT not in labels:
+                labels = {**labels, DEPLOYMENT: self.default_deployment}
+            return event.name, labels
+        if first == PREFIX and not rest:
             return event.name, event.labels
         known = second in self._deployments
         if first == PREFIX and (known or self._is_root(rest.partition(".")[0])):
@@ -110,6 +128,7 @@ class AirflowFrontend:
         rule = resolution.rule.built_in
         key = rule.origin
         deployment = event.labels.get(DEPLOYMENT, "")
+        self._create_counters(deployment, key)
         if key in knowledge.BUNDLE_SOURCES:
             self._learn_bundle(sender, dict(resolution.labels).get("bundle"))
         elif key in knowledge.SUMMED_OVER_PARTITIONS:
@@ -148,6 +167,33 @@ class AirflowFrontend:
                     _as_in_legacy_names(resolution.labels), resolution.value
                 )
         return Verdict(True)
+
+    def take_zero_events(self) -> list[Event]:
+        """Counters of deployments first seen since the last call, as events
+        of value 0 and weight 0: the pipeline applies them through the
+        mapping (a user's rule may rename or drop them) without counting
+        them as traffic. Their series exist before their first event, so
+        that panels of rare events show 0, not "No data"."""
+        events, self._zero_events = self._zero_events, []
+        return events
+
+    @property
+    def has_zero_events(self) -> bool:
+        return bool(self._zero_events)
+
+    def _create_counters(self, deployment: str, key: str) -> None:
+        created = self._created_lines.get(deployment)
+        if created is None:
+            created = self._created_lines[deployment] = set()
+        line = self._line_of.get(key)
+        for wanted in (BOTH_LINES, line):
+            if wanted is None or wanted in created:
+                continue
+            created.add(wanted)
+            labels = {DEPLOYMENT: deployment} if deployment else {}
+            self._zero_events.extend(
+                Event(Kind.COUNTER, name, 0.0, dict(labels), weight=0)
+                for name in self._counters_by_line[wanted])
 
     def _learn_bundle(self, sender: Hashable, bundle: str | None) -> None:
         """A DAG processor's totals cover the bundles it parses: processors

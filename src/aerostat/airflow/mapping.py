@@ -282,3 +282,60 @@ def known_roots() -> tuple[frozenset[str], re.Pattern[str]]:
             else:
                 plain.add(first)
     return frozenset(plain), re.compile("|".join(sorted(patterns)))
+
+
+# the one value a label of a counter that may be created before its first
+# event can take: since 2.6 every job type sends "job_*" (docs/airflow.md)
+_ONLY_VALUE = {"job_name": "job"}
+# labels that may be absent from a counter created before its first event:
+# team_name comes only from multi-team deployments
+_OPTIONAL = frozenset({"team_name"})
+BOTH_LINES = "both"
+
+
+@cache
+def counters_before_events() -> dict[str, tuple[str, ...]]:
+    """The wire names (``airflow.x``) of the counters that exist at zero as
+    soon as a deployment is seen, by the release line that sends them
+    ("2.x", "3.x" or both): those whose labels are all optional or take one
+    value, so that the series is the one their first event will update."""
+    lines: dict[str, list[str]] = {BOTH_LINES: [], "2.x": [], "3.x": []}
+    for line, _, wire_name in _counters_ahead():
+        lines[line].append(wire_name)
+    return {line: tuple(names) for line, names in lines.items()}
+
+
+def counters_ahead_keys() -> frozenset[str]:
+    """The keys of the metrics counters_before_events() creates."""
+    return frozenset(key for _, key, _ in _counters_ahead())
+
+
+@cache
+def _counters_ahead() -> tuple[tuple[str, str, str], ...]:
+    """(release line, metric key, wire name) of each counter created ahead."""
+    found = []
+    for metric in airflow_metrics():
+        if (metric.type != "counter" or metric.key in knowledge.SENDERS  # heartbeats: per process
+                or not metric.labels - _OPTIONAL <= _ONLY_VALUE.keys()):
+            continue
+        sent_by = {entry.line for entry in metric.entries if entry.line == "2.x" or entry.emitted}
+        if not sent_by:
+            continue  # listed, but no release line sends it any more
+        pattern = metric.entries[0].name
+        for variable, value in _ONLY_VALUE.items():
+            pattern = pattern.replace("{" + variable + "}", value)
+        line = BOTH_LINES if len(sent_by) == 2 else sent_by.pop()
+        found.append((line, metric.key, f"{PREFIX}.{pattern}"))
+    return tuple(found)
+
+
+@cache
+def release_line_of() -> dict[str, str]:
+    """Metric key → the one release line that sends it, for metrics that
+    tell a deployment's line apart."""
+    found = {}
+    for metric in airflow_metrics():
+        sent_by = {entry.line for entry in metric.entries if entry.line == "2.x" or entry.emitted}
+        if len(sent_by) == 1:
+            found[metric.key] = sent_by.pop()
+    return found

@@ -161,9 +161,10 @@ def _component_alerts(component: Component) -> list[AlertRule]:
             f"unless on (deployment)\n"
             f"(increase({beat}[{window}]) > 0)",
             "1m", "critical",
-            f"No {component.name} of deployment {{{{ $labels.deployment }}}} is alive",
+            f"No {component.name} of deployment {{{{ or $labels.deployment `default` }}}} is alive",
             f"aerostat has received no {component.name} heartbeat from deployment "
-            f"{{{{ $labels.deployment }}}} for 2 minutes, although it did within the past "
+            f"{{{{ or $labels.deployment `default` }}}} "
+            f"for 2 minutes, although it did within the past "
             f"24 hours. {component.when_down}",
             f"{component.check} If they run, check that their StatsD traffic reaches "
             f"aerostat ([metrics] statsd_host, statsd_port).",
@@ -178,11 +179,12 @@ def _component_alerts(component: Component) -> list[AlertRule]:
             f"and on (deployment)\n"
             f"({component.alive} < {component.expected})",
             "1m", "warning",
-            f"A {component.name} of deployment {{{{ $labels.deployment }}}} stopped "
+            f"A {component.name} of deployment {{{{ or $labels.deployment `default` }}}} stopped "
             f"({{{{ $labels.sender }}}})",
             f"The {component.name} that sent from {{{{ $labels.sender }}}} has sent no "
             f"heartbeat for 2 minutes and no new one took its place: deployment "
-            f"{{{{ $labels.deployment }}}} has fewer live {component.plural} than it kept "
+            f"{{{{ or $labels.deployment `default` }}}} "
+            f"has fewer live {component.plural} than it kept "
             f"running over the past hour. The alert clears when a {component.name} comes "
             f"back, or after an hour, when the lower number becomes the expected one.",
             f"{component.check} If the process was removed on purpose (scaled down), "
@@ -210,9 +212,10 @@ def airflow_alerts() -> tuple[AlertRule, ...]:
             f"  {_any_heartbeat('increase({}[5m]) > 0')}\n"
             ")",
             "1m", "critical",
-            "aerostat receives nothing from deployment {{ $labels.deployment }}",
+            "aerostat receives nothing from deployment {{ or $labels.deployment `default` }}",
             "No scheduler, DAG processor or triggerer heartbeat of deployment "
-            "{{ $labels.deployment }} has reached aerostat for 5 minutes, although some did "
+            "{{ or $labels.deployment `default` }} "
+            "has reached aerostat for 5 minutes, although some did "
             "within the past 24 hours. Either the whole deployment is down or its StatsD "
             "traffic no longer reaches aerostat.",
             "Check that the deployment runs; then its [metrics] statsd_on, statsd_host, "
@@ -225,9 +228,10 @@ def airflow_alerts() -> tuple[AlertRule, ...]:
             "min by (deployment, file) (airflow_dag_processing_last_run_seconds_ago{file!=\"\"})"
             " > 600",
             "5m", "warning",
-            "DAG file {{ $labels.file }} of deployment {{ $labels.deployment }} not parsed "
+            "DAG file {{ $labels.file }} of deployment "
+            "{{ or $labels.deployment `default` }} not parsed "
             "for {{ $value | humanizeDuration }}",
-            "The DAG processors of deployment {{ $labels.deployment }} last parsed "
+            "The DAG processors of deployment {{ or $labels.deployment `default` }} last parsed "
             "{{ $labels.file }} {{ $value | humanizeDuration }} ago (the alert starts at 10 "
             "minutes). Changes to its DAGs are not picked up.",
             "Look for the file in the DAG processor log: a parse that times out "
@@ -238,8 +242,9 @@ def airflow_alerts() -> tuple[AlertRule, ...]:
             "AirflowDagImportErrors",
             "sum by (deployment) (airflow_dag_processing_import_errors) > 0",
             "5m", "warning",
-            "{{ $value }} DAG import errors in deployment {{ $labels.deployment }}",
-            "{{ $value }} DAG files of deployment {{ $labels.deployment }} fail to import: "
+            "{{ $value }} DAG import errors in deployment {{ or $labels.deployment `default` }}",
+            "{{ $value }} DAG files of deployment "
+            "{{ or $labels.deployment `default` }} fail to import: "
             "the DAGs they define are missing from Airflow or stay at their last good "
             "version.",
             "List the errors in the Airflow UI or with `airflow dags list-import-errors` and "
@@ -253,9 +258,10 @@ def airflow_alerts() -> tuple[AlertRule, ...]:
             "sum by (deployment) (increase(airflow_ti_failures_total[15m])) >= 5",
             "10m", "warning",
             "{{ $value | humanizePercentage }} of the tasks of deployment "
-            "{{ $labels.deployment }} fail",
+            "{{ or $labels.deployment `default` }} fail",
             "Over the past 15 minutes {{ $value | humanizePercentage }} of the task "
-            "instances that finished in deployment {{ $labels.deployment }} failed (the "
+            "instances that finished in deployment "
+            "{{ or $labels.deployment `default` }} failed (the "
             "alert starts above 10 %, with at least 5 failures).",
             "Find the failing DAGs and tasks in the 'Airflow / DAGs and tasks' dashboard; "
             "many DAGs failing at once point to a shared cause: a connection, a pool, a "
@@ -265,8 +271,10 @@ def airflow_alerts() -> tuple[AlertRule, ...]:
             "AirflowPoolStarving",
             "max by (deployment, pool) (airflow_pool_starving_tasks{pool!=\"\"}) > 0",
             "15m", "warning",
-            "Pool {{ $labels.pool }} of deployment {{ $labels.deployment }} starves tasks",
-            "{{ $value }} tasks of deployment {{ $labels.deployment }} have been waiting for "
+            "Pool {{ $labels.pool }} of deployment "
+            "{{ or $labels.deployment `default` }} starves tasks",
+            "{{ $value }} tasks of deployment "
+            "{{ or $labels.deployment `default` }} have been waiting for "
             "slots in pool {{ $labels.pool }} for 15 minutes.",
             "Give the pool more slots, or find what holds them (long or deferred tasks "
             "counting against the pool) in the 'Airflow / Pools and executor' dashboard.",
@@ -276,9 +284,11 @@ def airflow_alerts() -> tuple[AlertRule, ...]:
             "sum by (deployment) "
             "(increase(airflow_task_instances_without_heartbeats_killed_total[15m])) > 0",
             None, "warning",
-            "Task instances of deployment {{ $labels.deployment }} were killed for missing "
+            "Task instances of deployment "
+            "{{ or $labels.deployment `default` }} were killed for missing "
             "heartbeats",
-            "In the past 15 minutes the scheduler of deployment {{ $labels.deployment }} "
+            "In the past 15 minutes the scheduler of deployment "
+            "{{ or $labels.deployment `default` }} "
             "killed about {{ printf \"%.0f\" $value }} task instances whose processes stopped "
             "heartbeating (once called zombies): their workers died, ran out of memory or "
             "lost the database.",
@@ -295,8 +305,9 @@ def airflow_alerts() -> tuple[AlertRule, ...]:
             "and on (deployment)\n"
             "deriv(deployment:airflow_executor_queued_tasks:sum[15m]) > 0",
             "15m", "warning",
-            "The executor queue of deployment {{ $labels.deployment }} keeps growing",
-            "The tasks queued in the executors of deployment {{ $labels.deployment }} have "
+            "The executor queue of deployment {{ or $labels.deployment `default` }} keeps growing",
+            "The tasks queued in the executors of deployment "
+            "{{ or $labels.deployment `default` }} have "
             "grown for 30 minutes and are at {{ $value }}: workers take tasks more slowly "
             "than the schedulers queue them.",
             "Check worker capacity (Celery workers alive, Kubernetes pods pending) and the "
@@ -307,8 +318,10 @@ def airflow_alerts() -> tuple[AlertRule, ...]:
             "AirflowTriggererFull",
             "sum by (deployment) (airflow_triggerer_capacity_left) <= 0",
             "10m", "warning",
-            "The triggerers of deployment {{ $labels.deployment }} are out of capacity",
-            "The triggerers of deployment {{ $labels.deployment }} have had no capacity "
+            "The triggerers of deployment "
+            "{{ or $labels.deployment `default` }} are out of capacity",
+            "The triggerers of deployment "
+            "{{ or $labels.deployment `default` }} have had no capacity "
             "left for 10 minutes: newly deferred tasks wait before their triggers run.",
             "Add triggerers or raise [triggerer] capacity; look for triggers that never "
             "finish or block the event loop (blocked main thread, in the 'Airflow / "

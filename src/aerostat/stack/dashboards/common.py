@@ -9,6 +9,7 @@ from aerostat.stack.grafana import (
     Row,
     Target,
     at_least_one,
+    increase,
     rate,
     select,
     stat_panel,
@@ -31,6 +32,15 @@ HAS_STATE = 'state!=""'
 RETRIED = 'state="up_for_retry"'
 
 SCHEDULER, DAG_PROCESSOR, TRIGGERER = COMPONENTS
+
+
+def or_zero_per_deployment(expr: str) -> str:
+    """``expr`` (summed by deployment), or 0 for a deployment without such a
+    series yet: a counter of failures per DAG, task or file exists only
+    from its first event on, and "No data" reads as broken. Every
+    deployment has ``airflow_job_start_total`` from the moment aerostat sees
+    it (docs/airflow.md, "Counters before their first event")."""
+    return f"{expr} or (0 * sum by (deployment) ({increase('airflow_job_start_total')}))"
 
 
 def _sentence_case(text: str) -> str:

@@ -9,6 +9,7 @@ from aerostat.stack.dashboards.common import (
     SECONDS,
     _alive_stat,
     _heartbeats,
+    or_zero_per_deployment,
 )
 from aerostat.stack.grafana import (
     DashboardSpec,
@@ -139,9 +140,10 @@ def dag_processing() -> DashboardSpec:
                     "DAG file parses killed for taking longer than [dag_processor] "
                     "dag_file_processor_timeout in the past hour. Not zero: a file is too "
                     "slow to parse; find it in 'Slowest files'.",
-                    [Target(f"sum by (deployment) "
-                           f"({increase('airflow_dag_processing_processor_timeouts_total')})",
-                           DEPLOYMENT)],
+                    [Target(or_zero_per_deployment(
+                        "sum by (deployment) "
+                        f"({increase('airflow_dag_processing_processor_timeouts_total')})"),
+                        DEPLOYMENT)],
                     width=6,
                 ),
                 timeseries_panel(

@@ -125,7 +125,8 @@ def dags_and_tasks() -> DashboardSpec:
                     "Time queued, 95th percentile",
                     "Time task instances spent queued, waiting for a worker. Long for every "
                     "task: workers are missing; for one queue only: see the Pools and "
-                    "executor dashboard.",
+                    "executor dashboard. Only executors with a queue (Celery, Kubernetes, "
+                    "Edge) send it: empty with the LocalExecutor.",
                     [Target(quantile(0.95, "airflow_task_queued_duration_seconds",
                                     "deployment, dag_id, task_id", *in_dag_task),
                            "{{deployment}} {{dag_id}}.{{task_id}}")],

@@ -9,6 +9,7 @@ from aerostat.stack.dashboards.common import (
     SECONDS,
     _aerostat_row,
     _alive_stat,
+    or_zero_per_deployment,
 )
 from aerostat.stack.grafana import (
     DashboardSpec,
@@ -97,12 +98,14 @@ def overview() -> DashboardSpec:
                     "heartbeating, and those found killed from outside Airflow, counted over "
                     "the past hour. Not zero: workers die, run out of memory or lose the "
                     "database; check worker restarts around then.",
-                    [Target(f"sum by (deployment) ("
-                           f"{increase('airflow_task_instances_without_heartbeats_killed_total')}"
-                           ")", "{{deployment}} without heartbeat"),
-                     Target(f"sum by (deployment) "
-                           f"({increase('airflow_scheduler_tasks_killed_externally_total')})",
-                           "{{deployment}} externally")],
+                    [Target(or_zero_per_deployment(
+                        "sum by (deployment) ("
+                        f"{increase('airflow_task_instances_without_heartbeats_killed_total')})"),
+                        "{{deployment}} without heartbeat"),
+                     Target(or_zero_per_deployment(
+                         "sum by (deployment) "
+                         f"({increase('airflow_scheduler_tasks_killed_externally_total')})"),
+                         "{{deployment}} externally")],
                 ),
             ]),
             Row("DAG runs", [

@@ -131,7 +131,8 @@ def pools_and_executor() -> DashboardSpec:
                     "Time queued, 95th percentile per queue",
                     "How long task instances waited in the queued state before starting (95th "
                     "percentile). Minutes: workers are missing or slow to start (pods "
-                    "pending, Celery workers busy).",
+                    "pending, Celery workers busy). Only executors with a queue (Celery, "
+                    "Kubernetes, Edge) send it: empty with the LocalExecutor.",
                     [Target(quantile(0.95, "airflow_task_queued_duration_seconds",
                                     "deployment, queue"), "{{deployment}} {{queue}}")],
                     unit=SECONDS, width=8,
