@@ -139,6 +139,11 @@ def _add_airflow_flag(command: argparse.ArgumentParser) -> None:
         "a silent process's heartbeat series stays exported, stopped, so that alerts on it "
         "fire. Default: %(default)ss.")
     command.add_argument(
+        "--airflow.heartbeat-silence", dest="airflow_heartbeat_silence", type=duration,
+        default=knowledge.HEARTBEAT_SILENCE, metavar="DURATION", help="With --airflow: how "
+        "long a scheduler, DAG processor or triggerer may send no heartbeat before its "
+        "airflow_<process>_alive gauge reads 0. Default: %(default)ss.")
+    command.add_argument(
         "--airflow.default-deployment", dest="airflow_default_deployment",
         default=DEFAULT_DEPLOYMENT, metavar="NAME", help="With --airflow: the deployment label "
         "of Airflow traffic whose statsd_prefix and tags name none. Default: %(default)s.")
@@ -150,7 +155,7 @@ def _built_in(args: argparse.Namespace) -> BuiltIn | None:
     from aerostat.airflow import airflow_built_in
 
     return airflow_built_in(args.airflow_sender_ttl, args.airflow_heartbeat_ttl,
-                            args.airflow_default_deployment)
+                            args.airflow_default_deployment, args.airflow_heartbeat_silence)
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -29,6 +29,7 @@ from aerostat.store import (
     FamilySpec,
     HistogramSeries,
     LabelPairs,
+    Liveness,
     MetricType,
     Refusal,
     ScalarSeries,
@@ -174,7 +175,11 @@ def resolve(
     if value - value != 0.0:  # a finite value times a large scale overflows
         return Resolution(event, rule, error=Reason.NON_FINITE_VALUE)
     if event.kind is Kind.COUNTER:
-        spec = FamilySpec(name, MetricType.COUNTER, help_text or DEFAULT_HELP)
+        liveness = None
+        if rule is not None and rule.built_in is not None and rule.built_in.liveness:
+            liveness = Liveness(*rule.built_in.liveness)
+        spec = FamilySpec(name, MetricType.COUNTER, help_text or DEFAULT_HELP,
+                          liveness=liveness)
         if value < 0:
             return Resolution(event, rule, error=Reason.ILLEGAL_NEGATIVE_COUNTER)
     elif event.kind is Kind.GAUGE:

@@ -264,3 +264,44 @@ def test_a_deployment_s_rare_counters_exist_at_zero_from_its_first_line(bridge: 
     scheduler.send(b"airflow.prod.scheduler.critical_section_busy:1|c")
     assert value(bridge, "airflow_scheduler_critical_section_busy_total",
                  deployment="prod") == 1
+
+
+def test_a_stopped_scheduler_reads_0_in_one_scrape_and_says_since_when() -> None:
+    """A stopped scheduler was invisible in any single scrape: its heartbeat
+    series only stopped growing. Now its alive gauge reads 0 once it has
+    been silent for the heartbeat silence, the live one reads 1, and both
+    say when they last beat, until the stopped one's series expires."""
+    built_in = airflow_built_in(heartbeat_ttl=3.0, heartbeat_silence=0.6)
+    with running_bridge(built_in=built_in) as bridge:
+        stopped, live = Sender(bridge), Sender(bridge)
+        before = time.time()
+        for scheduler in (stopped, live):
+            scheduler.send(b"airflow.scheduler_heartbeat:1|c")
+        last_beat = time.time()
+        for scheduler in (stopped, live):
+            assert value(bridge, "airflow_scheduler_alive", sender=scheduler.name) == 1
+            seen = value(bridge, "airflow_scheduler_last_heartbeat_timestamp_seconds",
+                         sender=scheduler.name)
+            assert seen is not None and before - 0.01 <= seen <= last_beat + 0.01
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:  # the live one beats on, the other is silent
+            live.send(b"airflow.scheduler_heartbeat:1|c")
+            time.sleep(0.1)
+        assert value(bridge, "airflow_scheduler_alive", sender=stopped.name) == 0
+        assert value(bridge, "airflow_scheduler_alive", sender=live.name) == 1
+        stopped_at = value(bridge, "airflow_scheduler_last_heartbeat_timestamp_seconds",
+                           sender=stopped.name)
+        assert stopped_at is not None and stopped_at <= last_beat + 0.01
+        deadline = time.monotonic() + 5  # then the heartbeat TTL takes it
+        while value(bridge, "airflow_scheduler_alive", sender=stopped.name) is not None:
+            live.send(b"airflow.scheduler_heartbeat:1|c")
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert value(bridge, "airflow_scheduler_alive", sender=live.name) == 1
+
+
+def test_liveness_names_cannot_be_taken_by_statsd_traffic(bridge: Bridge) -> None:
+    Sender(bridge).send(b"airflow.scheduler_heartbeat:1|c", b"airflow_scheduler_alive:5|g")
+    text = bridge.scrape_text()
+    assert text.count("# TYPE airflow_scheduler_alive ") == 1
+    assert "airflow_scheduler_alive 5" not in text

@@ -180,7 +180,7 @@ def test_all_queries_lists_every_panel_variable_and_rule(files: dict[str, str]) 
 
 def test_all_queries_substitutes_given_values(files: dict[str, str]) -> None:
     queries = dict(all_queries(files, {"deployment": "prod", "__rate_interval": "2m"}))
-    expr = queries["grafana/dashboards/airflow-scheduler.json: panel 3 "
+    expr = queries["grafana/dashboards/airflow-scheduler.json: panel 4 "
                    "'Heartbeats per scheduler process' query A"]
     assert expr == ('sum by (deployment, sender) (rate(airflow_scheduler_heartbeat_total'
                     '{deployment=~"prod"}[2m]))')

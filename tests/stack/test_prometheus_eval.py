@@ -339,7 +339,11 @@ class Trouble:
 def trouble(tmp_path_factory: pytest.TempPathFactory) -> Trouble:
     workdir = tmp_path_factory.mktemp("trouble")
     with contextlib.ExitStack() as stack:
-        airflow = stack.enter_context(running_bridge(built_in=airflow_built_in()))
+        # the 30 s of silence after which a process reads 0, in compressed time
+        # (three missed beats)
+        silence = max(30.0 / TIME_COMPRESSION, 3 * BEAT_SECONDS)
+        airflow = stack.enter_context(
+            running_bridge(built_in=airflow_built_in(heartbeat_silence=silence)))
         lossy = stack.enter_context(running_bridge(read_buffer=1, max_series=5))
         idle = stack.enter_context(running_bridge())
         instances = {"airflow": _target(airflow), "lossy": _target(lossy),

@@ -10,7 +10,7 @@ import re
 import pytest
 import yaml
 
-from aerostat.airflow.mapping import airflow_metrics
+from aerostat.airflow.mapping import airflow_mapping, airflow_metrics
 from aerostat.stack import render_stack
 from aerostat.stack.queries import all_queries
 from aerostat.store import MetricType
@@ -25,6 +25,9 @@ def exported_names() -> set[str]:
     for metric in airflow_metrics():
         names.update(sample_names(metric.name, MetricType(metric.type)))
         names.add(metric.name + BY_SENDER)
+    for rule in airflow_mapping().rules:  # the gauges derived at scrape time
+        if rule.built_in is not None and rule.built_in.liveness is not None:
+            names.update(rule.built_in.liveness[:2])
     return names
 
 

@@ -15,9 +15,10 @@ def airflow_built_in(
     sender_ttl: float = knowledge.GAUGE_SENDER_TTL,
     heartbeat_ttl: float = knowledge.HEARTBEAT_TTL,
     default_deployment: str = DEFAULT_DEPLOYMENT,
+    heartbeat_silence: float = knowledge.HEARTBEAT_SILENCE,
 ) -> BuiltIn:
     """What ``--airflow`` adds: the mapping and a frontend per pipeline."""
-    return BuiltIn(airflow_mapping(sender_ttl, heartbeat_ttl),
+    return BuiltIn(airflow_mapping(sender_ttl, heartbeat_ttl, heartbeat_silence),
                    functools.partial(AirflowFrontend, default_deployment))
 
 

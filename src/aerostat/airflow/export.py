@@ -17,6 +17,7 @@ from aerostat.airflow.mapping import (
     WireForm,
     airflow_metrics,
     counters_ahead_keys,
+    liveness_names,
 )
 from aerostat.mapper import MatchType, SenderPolicy
 
@@ -142,5 +143,16 @@ def metrics_markdown() -> str:
             f"{combined} | "
             f"{'<br>'.join(names)} | {metric.help.replace('|', '/')} |"
         )
+        liveness = liveness_names(metric.key, knowledge.HEARTBEAT_SILENCE)
+        if liveness is not None:
+            alive, last_seen, silence = liveness
+            beat = f"derived from `{metric.name}` at each scrape"
+            lines.append(
+                f"| `{alive}` | gauge | `sender` | one series per process (`sender`) | {beat} "
+                f"| 1 while the process sent a heartbeat within {silence:g} s "
+                "(`--airflow.heartbeat-silence`), else 0, until its heartbeat series expires |")
+            lines.append(
+                f"| `{last_seen}` | gauge | `sender` | one series per process (`sender`) | "
+                f"{beat} | When the process last sent a heartbeat, Unix seconds |")
     lines.append("")
     return "\n".join(lines)

@@ -96,6 +96,10 @@ def buckets_for(key: str) -> tuple[float, ...]:
 # how long a silent process still counts: heartbeats stay visible (stopped)
 # long enough for an alert on them to fire
 HEARTBEAT_TTL = 600.0
+# silent this long, a process reads 0 on its alive gauge: Airflow's own
+# health check calls a scheduler unhealthy after the same 30 s
+# ([scheduler] scheduler_health_check_threshold), six of its 5 s heartbeats
+HEARTBEAT_SILENCE = 30.0
 GAUGE_SENDER_TTL = 60.0
 
 SENDERS: dict[str, SenderPolicy] = {

@@ -204,7 +204,8 @@ def _add_forms(metric: AirflowMetric, forms: Iterable[WireForm]) -> None:
 
 
 def _rule(
-    metric: AirflowMetric, form: WireForm, index: int, sender_ttl: float, heartbeat_ttl: float
+    metric: AirflowMetric, form: WireForm, index: int, sender_ttl: float, heartbeat_ttl: float,
+    heartbeat_silence: float = knowledge.HEARTBEAT_SILENCE,
 ) -> Rule:
     policy = knowledge.SENDERS.get(metric.key)
     if metric.type == "histogram":
@@ -238,8 +239,19 @@ def _rule(
             counter_as_gauge=metric.key in knowledge.COUNTERS_AS_GAUGES,
             origin=metric.key,
             twin=form.twin,
+            liveness=liveness_names(metric.key, heartbeat_silence),
         ),
     )
+
+
+def liveness_names(key: str, silence: float) -> tuple[str, str, float] | None:
+    """airflow_scheduler_alive and airflow_scheduler_last_heartbeat_timestamp_seconds
+    for scheduler_heartbeat, and so on for each process kind that beats."""
+    if key not in knowledge.HEARTBEATS:
+        return None
+    process = key.removesuffix("_heartbeat")
+    return (f"{PREFIX}_{process}_alive", f"{PREFIX}_{process}_last_heartbeat_timestamp_seconds",
+            silence)
 
 
 def _specificity(form: WireForm) -> tuple[int, int, int]:
@@ -255,14 +267,16 @@ def _specificity(form: WireForm) -> tuple[int, int, int]:
 def airflow_mapping(
     sender_ttl: float = knowledge.GAUGE_SENDER_TTL,
     heartbeat_ttl: float = knowledge.HEARTBEAT_TTL,
+    heartbeat_silence: float = knowledge.HEARTBEAT_SILENCE,
 ) -> MappingConfig:
     """The built-in mapping, as rules for the Mapper. ``sender_ttl``: how
     long a silent process's share of a combined gauge still counts;
-    ``heartbeat_ttl``: how long its heartbeat series stays (stopped)."""
+    ``heartbeat_ttl``: how long its heartbeat series stays (stopped);
+    ``heartbeat_silence``: how long silent before its alive gauge reads 0."""
     forms = [(metric, form) for metric in airflow_metrics() for form in metric.forms]
     forms.sort(key=lambda pair: _specificity(pair[1]))
     rules = tuple(
-        _rule(metric, form, index, sender_ttl, heartbeat_ttl)
+        _rule(metric, form, index, sender_ttl, heartbeat_ttl, heartbeat_silence)
         for index, (metric, form) in enumerate(forms)
     )
     defaults = Defaults(observer_type=ObserverType.HISTOGRAM)

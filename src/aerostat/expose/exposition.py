@@ -18,6 +18,7 @@ from aerostat.store import (
     BY_SENDER,
     Family,
     HistogramSeries,
+    Liveness,
     MetricType,
     ScalarSeries,
     SenderGaugeSeries,
@@ -71,6 +72,9 @@ class Shown(NamedTuple):
 
     horizon: float = math.inf
     created_offset: float | None = None
+    # Unix time minus monotonic time: when a process was last heard, in
+    # the gauges of a family's Liveness
+    wall_offset: float = 0.0
 
 
 EVERYTHING = Shown()
@@ -111,6 +115,8 @@ def _family_lines(
             yield f"{name}{series.labels_text} {text}\n"
             if created is not None:
                 yield f"{exposed}_created{series.labels_text} {_created(series.born, created)}\n"
+        if spec.liveness is not None:
+            yield from _liveness_lines(spec.liveness, series_list, openmetrics, now, shown)
     elif spec.type is MetricType.HISTOGRAM:
         bounds = [format_value(b) for b in spec.buckets] + ["+Inf"]
         # deviation: OpenMetrics forbids a _sum that is negative or that sits
@@ -162,6 +168,26 @@ def _family_lines(
             yield f"{name}_count{labels_text} {series.count}\n"
             if created is not None:
                 yield f"{name}_created{labels_text} {_created(series.born, created)}\n"
+
+
+def _liveness_lines(liveness: Liveness, series_list: list[Series], openmetrics: bool,
+                    now: float, shown: Shown) -> Iterator[str]:
+    """Whether each process of a per-process counter still sends, and when it
+    last did: in one scrape, which process stopped and since when."""
+    silence = liveness.silence
+    what = (f"1 while the process sent within the last {format_value(silence)} s, "
+            "else 0; a stopped process stays at 0 until its series expires.")
+    yield f"# HELP {liveness.alive} {_escape_help(what, openmetrics)}\n"
+    yield f"# TYPE {liveness.alive} gauge\n"
+    for series in series_list:
+        alive = "1" if now - series.updated <= silence else "0"
+        yield f"{liveness.alive}{series.labels_text} {alive}\n"
+    what = "When the process last sent, in Unix seconds."
+    yield f"# HELP {liveness.last_seen} {_escape_help(what, openmetrics)}\n"
+    yield f"# TYPE {liveness.last_seen} gauge\n"
+    offset = shown.wall_offset
+    for series in series_list:
+        yield f"{liveness.last_seen}{series.labels_text} {series.updated + offset:.3f}\n"
 
 
 def _sender_gauge_lines(

@@ -94,7 +94,8 @@ class Scrapes:
         # runs on the loop, as every reader and writer of the hold
         now = time.monotonic()
         hold = self.store.hold
-        shown = Shown(hold.horizon_at(now), self._created_offset)
+        shown = Shown(hold.horizon_at(now), self._created_offset,
+                      wall_offset=time.time() - now)
         yield from exposition_lines(self.store, openmetrics=openmetrics, now=now, shown=shown)
         generate = generate_openmetrics if openmetrics else generate_text
         # in OpenMetrics, the own output ends with the one # EOF

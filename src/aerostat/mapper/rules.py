@@ -148,6 +148,10 @@ class BuiltInRule:
     # form this is
     origin: str = ""
     twin: str | None = None
+    # a per-process counter whose liveness is shown at scrape time: the
+    # names of the alive and last-seen gauges, and the silence that means
+    # stopped (store.Liveness)
+    liveness: tuple[str, str, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,12 +66,22 @@ def _beat(component: Component, sender: str) -> str:
     return f'{component.heartbeat}{{deployment="{DEPLOYMENT}",sender="{sender}"}}'
 
 
+def _process(component: Component, sender: str, beats: str) -> tuple[tuple[str, str], ...]:
+    """A process as aerostat exposes it: its heartbeat counter and its alive
+    gauge (1 while it beats, 0 once silent, gone when the series expires)."""
+    alive = f'{component.alive_gauge}{{deployment="{DEPLOYMENT}",sender="{sender}"}}'
+    return ((_beat(component, sender), beats), (alive, _ALIVE[beats]))
+
+
 # a heartbeat every 5 s is 12 a minute; a stopped process's series stays
 # flat for the 10 minutes aerostat keeps it, then goes stale
 BEATING_FOR_80M = "0+12x110"
 STOPS_AT_30M = "0+12x30 360x10 stale"
 STARTS_AT_29M = "_x29 0+12x80"
 STARTS_AT_31M = "_x31 0+12x80"
+# the same processes' alive gauges, minute by minute
+_ALIVE = {BEATING_FOR_80M: "1x110", STOPS_AT_30M: "1x30 0x10 stale",
+          STARTS_AT_29M: "_x29 1x80", STARTS_AT_31M: "_x31 1x80"}
 
 
 def _component_scenarios(component: Component) -> list[Scenario]:
@@ -80,7 +90,7 @@ def _component_scenarios(component: Component) -> list[Scenario]:
     return [
         Scenario(
             f"the only {component.name} stops",
-            ((_beat(component, first), STOPS_AT_30M),),
+            (*_process(component, first, STOPS_AT_30M),),
             alerts=(
                 AlertCheck(down, "20m"),
                 AlertCheck(down, "35m", (Firing({"deployment": DEPLOYMENT}),)),
@@ -95,17 +105,19 @@ def _component_scenarios(component: Component) -> list[Scenario]:
         ),
         Scenario(
             f"a restarted {component.name} takes over from the stopped one",
-            ((_beat(component, first), STOPS_AT_30M), (_beat(component, second), STARTS_AT_29M)),
+            (*_process(component, first, STOPS_AT_30M),
+             *_process(component, second, STARTS_AT_29M)),
             alerts=(AlertCheck(down, "35m"), AlertCheck(process_down, "35m")),
             samples=(
                 # old and new both beat for a moment: not a second process to expect
-                _in_prod(component.alive, "31m", 2),
+                _in_prod(component.alive, "30m", 2),
                 _in_prod(component.expected, "40m", 1),
             ),
         ),
         Scenario(
             f"one of two {component.plural} stops and none replaces it",
-            ((_beat(component, first), BEATING_FOR_80M), (_beat(component, second), STOPS_AT_30M)),
+            (*_process(component, first, BEATING_FOR_80M),
+             *_process(component, second, STOPS_AT_30M)),
             alerts=(
                 AlertCheck(process_down, "20m"),
                 AlertCheck(process_down, "36m",
@@ -132,15 +144,15 @@ def _airflow_scenarios() -> list[Scenario]:
     scenarios += [
         Scenario(
             "every process of a deployment falls silent",
-            ((_beat(scheduler, "10.0.0.5:41000"), STOPS_AT_30M),
-             (_beat(triggerer, "10.0.0.7:41000"), STOPS_AT_30M)),
+            (*_process(scheduler, "10.0.0.5:41000", STOPS_AT_30M),
+             *_process(triggerer, "10.0.0.7:41000", STOPS_AT_30M)),
             alerts=(AlertCheck("AirflowDeploymentSilent", "20m"),
                     AlertCheck("AirflowDeploymentSilent", "40m", (Firing(prod),))),
         ),
         Scenario(
             "the scheduler stops while the triggerer still sends",
-            ((_beat(scheduler, "10.0.0.5:41000"), STOPS_AT_30M),
-             (_beat(triggerer, "10.0.0.7:41000"), BEATING_FOR_80M)),
+            (*_process(scheduler, "10.0.0.5:41000", STOPS_AT_30M),
+             *_process(triggerer, "10.0.0.7:41000", BEATING_FOR_80M)),
             alerts=(AlertCheck("AirflowDeploymentSilent", "40m"),),
         ),
         Scenario(
@@ -245,8 +257,8 @@ def _recording_scenarios() -> list[Scenario]:
     scenarios = [
         Scenario(
             f"live {component.plural} counted, and the number kept up",
-            ((_beat(component, "10.0.0.5:41000"), BEATING_FOR_80M),
-             (_beat(component, "10.0.0.6:41000"), STOPS_AT_30M)),
+            (*_process(component, "10.0.0.5:41000", BEATING_FOR_80M),
+             *_process(component, "10.0.0.6:41000", STOPS_AT_30M)),
             samples=(
                 _in_prod(component.alive, "20m", 2),
                 _in_prod(component.alive, "35m", 1),

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# a heartbeat comes every few seconds (scheduler_heartbeat_sec, default 5):
-# two minutes without one is a stopped process, not a slow loop
-LIVENESS_WINDOW = "2m"
+# a heartbeat comes every few seconds (scheduler_heartbeat_sec, default 5);
+# aerostat's airflow_<process>_alive reads 0 after 30 s without one
+# (--airflow.heartbeat-silence), and the alerts wait one more minute (for: 1m)
 # how long a stopped process, and a silent deployment, stay remembered
 PROCESS_MEMORY = "1h"
 DEPLOYMENT_MEMORY = "24h"
@@ -66,6 +66,15 @@ class Component:
         return f"airflow_{self.key}_heartbeat_total"
 
     @property
+    def alive_gauge(self) -> str:
+        """1 per process while it beats, 0 once silent (aerostat --airflow)."""
+        return f"airflow_{self.key}_alive"
+
+    @property
+    def last_heartbeat(self) -> str:
+        return f"airflow_{self.key}_last_heartbeat_timestamp_seconds"
+
+    @property
     def alive(self) -> str:
         return f"deployment:airflow_{self.key}_processes_alive:count"
 
@@ -98,11 +107,11 @@ COMPONENTS = (
 
 def _liveness_recordings(component: Component) -> list[RecordingRule]:
     return [
-        # `> bool 0` keeps a stopped process's series as a 0 until it vanishes,
-        # so the count reads 0 (not "no data") right after the last one stops
+        # a stopped process's gauge reads 0 until its series expires, so the
+        # count reads 0 (not "no data") right after the last one stops
         RecordingRule(
             component.alive,
-            f"sum by (deployment) (increase({component.heartbeat}[{LIVENESS_WINDOW}]) > bool 0)",
+            f"sum by (deployment) ({component.alive_gauge})",
         ),
         # the number of processes the deployment kept running for 10 minutes at
         # a stretch over the past hour: a restart briefly counts old and new
@@ -153,18 +162,18 @@ def recording_rules() -> tuple[RecordingRule, ...]:
 
 
 def _component_alerts(component: Component) -> list[AlertRule]:
-    beat, window = component.heartbeat, LIVENESS_WINDOW
+    alive = component.alive_gauge
     return [
         AlertRule(
             f"{component.alert}Down",
-            f"group by (deployment) (max_over_time({beat}[{DEPLOYMENT_MEMORY}]))\n"
+            f"group by (deployment) (max_over_time({alive}[{DEPLOYMENT_MEMORY}]))\n"
             f"unless on (deployment)\n"
-            f"(increase({beat}[{window}]) > 0)",
+            f"(sum by (deployment) ({alive}) > 0)",
             "1m", "critical",
             f"No {component.name} of deployment {{{{ or $labels.deployment `default` }}}} is alive",
             f"aerostat has received no {component.name} heartbeat from deployment "
             f"{{{{ or $labels.deployment `default` }}}} "
-            f"for 2 minutes, although it did within the past "
+            f"for over a minute, although it did within the past "
             f"24 hours. {component.when_down}",
             f"{component.check} If they run, check that their StatsD traffic reaches "
             f"aerostat ([metrics] statsd_host, statsd_port).",
@@ -172,9 +181,9 @@ def _component_alerts(component: Component) -> list[AlertRule]:
         AlertRule(
             f"{component.alert}ProcessDown",
             f"(\n"
-            f"  group by (deployment, sender) (max_over_time({beat}[{PROCESS_MEMORY}]))\n"
+            f"  group by (deployment, sender) (max_over_time({alive}[{PROCESS_MEMORY}]))\n"
             f"  unless on (deployment, sender)\n"
-            f"  (increase({beat}[{window}]) > 0)\n"
+            f"  ({alive} == 1)\n"
             f")\n"
             f"and on (deployment)\n"
             f"({component.alive} < {component.expected})",
@@ -182,7 +191,7 @@ def _component_alerts(component: Component) -> list[AlertRule]:
             f"A {component.name} of deployment {{{{ or $labels.deployment `default` }}}} stopped "
             f"({{{{ $labels.sender }}}})",
             f"The {component.name} that sent from {{{{ $labels.sender }}}} has sent no "
-            f"heartbeat for 2 minutes and no new one took its place: deployment "
+            f"heartbeat for over a minute and no new one took its place: deployment "
             f"{{{{ or $labels.deployment `default` }}}} "
             f"has fewer live {component.plural} than it kept "
             f"running over the past hour. The alert clears when a {component.name} comes "

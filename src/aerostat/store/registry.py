@@ -39,6 +39,16 @@ class Refusal(enum.Enum):
     BYTES = "bytes"  # the store's estimated size reached max_bytes
 
 
+class Liveness(NamedTuple):
+    """For a counter each process sends for itself (a heartbeat, one series
+    per sender): two gauges derived at scrape time, so that one scrape
+    says which process is alive and since when it is silent."""
+
+    alive: str  # 1 while the series moved within ``silence`` seconds, else 0
+    last_seen: str  # when it last moved, Unix seconds
+    silence: float
+
+
 class FamilySpec(NamedTuple):
     """What a family is: set by whichever event creates it first. A
     NamedTuple rather than a frozen dataclass: one is made per new line, and
@@ -55,6 +65,7 @@ class FamilySpec(NamedTuple):
     # SenderGaugeSeries); such a family also shows <name>_by_sender
     senders: str | None = None
     sender_ttl: float = 60.0
+    liveness: Liveness | None = None
 
 
 @dataclass(slots=True)
@@ -112,6 +123,12 @@ class Store:
             base = families.get(name[: -len(BY_SENDER)])
             if base is not None and base.spec.senders:
                 return False
+        # the gauges a Liveness derives are families of their own at scrape time
+        if spec.liveness is not None and not families.keys().isdisjoint(spec.liveness[:2]):
+            return False
+        if any(family.spec.liveness is not None and name in family.spec.liveness[:2]
+               for family in families.values()):
+            return False
         # the name may be a sample of an existing family (a_sum of a
         # summary a), whatever its own type: OpenMetrics refuses the clash
         for suffix in _SUFFIXES:

@@ -13,6 +13,7 @@ from aerostat.stack.grafana import (
     rate,
     select,
     stat_panel,
+    table_panel,
     timeseries_panel,
     up_down_mapping,
 )
@@ -51,13 +52,28 @@ def _alive_stat(component: Component, width: int = 4) -> Panel:
     return stat_panel(
         f"{_sentence_case(component.plural)} alive",
         f"{_sentence_case(component.name)} processes of each deployment that sent a heartbeat "
-        f"within the last 2 minutes (each process has its own heartbeat series, so one "
-        f"stopped {component.name} among several shows here). Fewer than you run: find the "
-        f"stopped process in 'Heartbeats per {component.name} process' and read its log. "
-        f"No value: aerostat has heard no {component.name} of this deployment for over 10 "
-        f"minutes, or the deployment runs none.",
-        [Target(select(component.alive), DEPLOYMENT)],
+        f"within the last 30 seconds ('alive'), of those aerostat heard in the last 10 "
+        f"minutes ('known'): 1 alive of 2 known is one stopped {component.name}. Find it, "
+        f"and since when it is silent, in '{_sentence_case(component.name)} processes', and "
+        f"read its log. No value: aerostat has heard no {component.name} of this deployment "
+        f"for over 10 minutes, or the deployment runs none.",
+        [Target(select(component.alive), "{{deployment}} alive"),
+         Target(f"count by (deployment) ({select(component.alive_gauge)})",
+                "{{deployment}} known")],
         thresholds=at_least_one(), width=width,
+    )
+
+
+def _processes(component: Component, width: int = 6) -> Panel:
+    return table_panel(
+        f"{_sentence_case(component.name)} processes",
+        f"Each {component.name} process aerostat heard from in the last 10 minutes, by the "
+        f"address it sends from, and when it last sent a heartbeat. More than 30 seconds "
+        f"ago: it stopped (its alive gauge reads 0 and the process-down alert follows a "
+        f"minute later); a restarted process shows as a new row.",
+        [("last heartbeat", Target(
+            f"max by (deployment, sender) ({select(component.last_heartbeat)}) * 1000"))],
+        unit="dateTimeFromNow", width=width,
     )
 
 

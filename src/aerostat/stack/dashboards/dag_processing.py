@@ -9,6 +9,7 @@ from aerostat.stack.dashboards.common import (
     SECONDS,
     _alive_stat,
     _heartbeats,
+    _processes,
     or_zero_per_deployment,
 )
 from aerostat.stack.grafana import (
@@ -126,6 +127,7 @@ def dag_processing() -> DashboardSpec:
                 ),
                 _heartbeats(DAG_PROCESSOR),
             ]),
+            Row("Liveness", [_processes(DAG_PROCESSOR, width=12)]),
             Row("Errors and callbacks (past hour)", [
                 timeseries_panel(
                     "Import errors",

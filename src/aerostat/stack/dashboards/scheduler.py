@@ -9,6 +9,7 @@ from aerostat.stack.dashboards.common import (
     SECONDS,
     _alive_stat,
     _heartbeats,
+    _processes,
 )
 from aerostat.stack.grafana import (
     DashboardSpec,
@@ -30,7 +31,8 @@ def scheduler() -> DashboardSpec:
         "Scheduler processes, their loop and critical section, and the executor slots they "
         "hold.",
         [
-            Row("Liveness", [_alive_stat(SCHEDULER, width=6), _heartbeats(SCHEDULER, width=18)]),
+            Row("Liveness", [_alive_stat(SCHEDULER, width=6), _processes(SCHEDULER),
+                             _heartbeats(SCHEDULER)]),
             Row("Scheduling loop", [
                 timeseries_panel(
                     "Scheduler loop duration",

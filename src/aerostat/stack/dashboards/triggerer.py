@@ -9,6 +9,7 @@ from aerostat.stack.dashboards.common import (
     TRIGGERER,
     _alive_stat,
     _heartbeats,
+    _processes,
 )
 from aerostat.stack.grafana import (
     DashboardSpec,
@@ -26,7 +27,8 @@ def triggerer() -> DashboardSpec:
         "aerostat-airflow-triggerer", "Airflow / Triggerer",
         "Triggerer processes, their capacity, and the triggers they run for deferred tasks.",
         [
-            Row("Liveness", [_alive_stat(TRIGGERER, width=6), _heartbeats(TRIGGERER, width=18)]),
+            Row("Liveness", [_alive_stat(TRIGGERER, width=6), _processes(TRIGGERER),
+                             _heartbeats(TRIGGERER)]),
             Row("Capacity", [
                 timeseries_panel(
                     "Triggers running per triggerer",
