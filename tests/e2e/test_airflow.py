@@ -11,6 +11,7 @@ DAGs themselves: plain StatsD, and InfluxDB tags under a deployment prefix."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sys
 import time
@@ -38,6 +39,7 @@ from e2e.airflow_env import (
     quoted,
     wait_until,
 )
+from stack.prometheus_process import Prometheus, running_prometheus
 
 DAGS = Path(__file__).parent / "dags"
 DAG_IDS = ("demo_failing", "demo_sensor_pool", "demo_success")
@@ -84,17 +86,17 @@ class Record:
 @dataclass(frozen=True)
 class Mode:
     """How Airflow emits: its [metrics] settings, and the deployment label
-    aerostat must put on every series."""
+    aerostat must put on every series ("default" when no prefix names one)."""
 
     name: str
     settings: dict[str, str]
-    deployment: str | None
+    deployment: str
     tagged: bool = False
 
 
 MODES = (
     # Airflow's defaults: plain StatsD, tags dropped, legacy names on
-    Mode("plain", {}, None),
+    Mode("plain", {}, "default"),
     # InfluxDB tags with legacy names on, one deployment among several
     Mode("influx-prefix", {"AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED": "True",
                            "AIRFLOW__METRICS__STATSD_PREFIX": "airflow.etl"}, "etl", tagged=True),
@@ -108,6 +110,31 @@ class Run:
     record: Record
     env: dict[str, str]
     mode: Mode
+    # an HA pair of real Prometheus servers scraping aerostat at two intervals
+    prometheus: dict[str, Prometheus]
+
+
+SCRAPE_INTERVALS = ("1s", "4s")
+# a first value waits for both scrapers; after the start, while they are
+# learnt, this long (Airflow's own start takes longer than that)
+HOLD_SECONDS = 15.0
+
+
+@contextlib.contextmanager
+def prometheus_pair(bridge: Bridge, work: Path) -> Iterator[dict[str, Prometheus]]:
+    with contextlib.ExitStack() as stack:
+        pair = {}
+        for interval in SCRAPE_INTERVALS:
+            workdir = work / f"prometheus-{interval}"
+            workdir.mkdir()
+            config = workdir / "prometheus.yml"
+            config.write_text(
+                f"global: {{scrape_interval: {interval}, scrape_timeout: {interval}}}\n"
+                "scrape_configs:\n"
+                "- job_name: aerostat\n"
+                f"  static_configs: [{{targets: ['127.0.0.1:{bridge.server.http_port}']}}]\n")
+            pair[interval] = stack.enter_context(running_prometheus(config, workdir))
+        yield pair
 
 
 def read_record(api: AirflowApi) -> Record:
@@ -151,8 +178,10 @@ def airflow_run(
         lines = log.read_text(errors="replace").splitlines() if log.exists() else []
         return "standalone's last lines:\n" + "\n".join(lines[-40:])
 
-    # what `aerostat serve --airflow` runs: the built-in mapping, nothing else
-    with running_bridge(built_in=airflow_built_in()) as bridge:
+    # what `aerostat serve --airflow` runs: the built-in mapping, nothing else,
+    # and the first-value hold on, as it is by default
+    with running_bridge(built_in=airflow_built_in(), new_series_hold=HOLD_SECONDS) as bridge, \
+            prometheus_pair(bridge, work) as prometheus:
         api_port = free_port()
         env = airflow_env(airflow_venv, home, dags, bridge.udp_address[1], api_port)
         env.update(mode.settings)
@@ -195,7 +224,9 @@ def airflow_run(
             ]
             record = read_record(api)
             bridge.settle()
-            yield Run(bridge, api, record, env, mode)
+            # the last new series read at zero by both scrapers, then their values
+            time.sleep(2 * 4 + 2)
+            yield Run(bridge, api, record, env, mode, prometheus)
 
 
 def series(run: Run, name: str, *keep: str) -> dict[Labels, float]:
@@ -390,6 +421,12 @@ def test_each_airflow_process_has_its_own_heartbeat(airflow_run: Run) -> None:
         (labels, beats), = exported.items()
         assert dict(labels)["sender"].startswith("127.0.0.1:"), labels
         assert beats > 0
+        # and its liveness, in the same scrape: alive, beating seconds ago
+        process = name.removeprefix("airflow_").removesuffix("_heartbeat_total")
+        assert series(airflow_run, f"airflow_{process}_alive") == {labels: 1.0}
+        (last,) = series(airflow_run,
+                         f"airflow_{process}_last_heartbeat_timestamp_seconds").values()
+        assert time.time() - 30 < last <= time.time()
 
 
 def test_executor_slots_are_the_one_schedulers(airflow_run: Run) -> None:
@@ -419,3 +456,41 @@ def test_no_identifier_in_any_metric_name(airflow_run: Run) -> None:
     assert all(name.startswith("airflow_") for name in names), names
     leaking = {name for name in names for ident in identifiers if ident.lower() in name.lower()}
     assert not leaking
+
+
+def _counted(prometheus: Prometheus, expr: str, *by: str) -> dict[Labels, float]:
+    return {frozenset((label, found["metric"][label]) for label in by):
+            float(found["value"][1]) for found in prometheus.series(expr)}
+
+
+@pytest.mark.parametrize("interval", SCRAPE_INTERVALS)
+def test_increase_in_prometheus_counts_every_outcome_airflow_sent(
+    airflow_run: Run, interval: str
+) -> None:
+    """What a dashboard asks, over the whole run, through each of an HA pair
+    scraping every 1 s and every 4 s: every task finish and every DAG run
+    Airflow's API accounts for (80 % of them before the first-value hold:
+    the first event of each series was invisible to increase())."""
+    prometheus = airflow_run.prometheus[interval]
+    by = ("dag_id", "task_id", "state")
+    finishes = _counted(prometheus, "sum by (dag_id, task_id, state) "
+                        "(increase(airflow_ti_finish_total[30m]))", *by)
+    # exact, without increase()'s extrapolation: each series was stored at 0
+    # before its first event and ends at what Airflow sent
+    lowest = _counted(prometheus, "sum by (dag_id, task_id, state) "
+                      "(min_over_time(airflow_ti_finish_total[30m]))", *by)
+    highest = _counted(prometheus, "sum by (dag_id, task_id, state) "
+                       "(max_over_time(airflow_ti_finish_total[30m]))", *by)
+    for dag_id in DAG_IDS:
+        for labels, sent in expected_finishes(airflow_run.record, dag_id).items():
+            assert (lowest.get(labels), highest.get(labels)) == (0.0, sent), dict(labels)
+            # increase() extrapolates towards the query's end (a series of a
+            # few 4 s samples by up to half again or more): never less
+            assert sent <= finishes.get(labels, 0.0) <= sent * 2.2, (dict(labels), finishes)
+    runs = _counted(prometheus, "sum by (dag_id, state) "
+                    "(increase(airflow_dagrun_duration_seconds_count[30m]))", "dag_id", "state")
+    for run in airflow_run.record.dag_runs:
+        in_state = sum(1 for other in airflow_run.record.dag_runs
+                       if (other["dag_id"], other["state"]) == (run["dag_id"], run["state"]))
+        got = runs.get(labelled(run["dag_id"], state=run["state"]), 0.0)
+        assert in_state <= got <= in_state * 2.2, (run["dag_id"], run["state"], runs)
