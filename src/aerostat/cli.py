@@ -250,7 +250,13 @@ def _check_config(args: argparse.Namespace) -> int:
     from aerostat.mapper import load_mapping_config
 
     config = load_mapping_config(args.file)
-    print(f"{args.file}: OK, {len(config.rules)} mappings")
+    count = len(config.rules)
+    if count == 0:
+        # valid, as upstream: but a user checking a file expects rules in it
+        print(f"{args.file}: OK, but no mappings: every metric keeps its StatsD name "
+              "(escaped), as with no mapping file")
+    else:
+        print(f"{args.file}: OK, {count} mapping{'s' if count > 1 else ''}")
     return 0
 
 

@@ -46,7 +46,15 @@ def mapping(tmp_path: Path) -> Path:
 def test_check_config_accepts_a_good_file(mapping: Path) -> None:
     result = aerostat("check-config", str(mapping))
     assert result.returncode == 0
-    assert "1 mappings" in result.stdout
+    assert result.stdout.endswith(": OK, 1 mapping\n")
+
+
+def test_check_config_says_when_a_file_holds_no_mapping(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.yml"
+    empty.write_text("")
+    result = aerostat("check-config", str(empty))
+    assert result.returncode == 0  # valid, as statsd_exporter has it
+    assert "OK, but no mappings" in result.stdout
 
 
 @pytest.mark.parametrize(

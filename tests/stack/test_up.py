@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import signal
 import socket
@@ -165,9 +166,15 @@ def test_demo_fills_prometheus_and_ctrl_c_stops_everything(
     assert {"airflow-recording", "airflow-alerts", "aerostat-alerts"} <= groups
     children = _children(stack.pid)
     assert len(children) == 2, "Prometheus and Grafana"
+    # the alerts link it prints answers (Debian's Prometheus has /classic/alerts only)
+    printed = _read_until(stack, "/alerts)", 30)
+    alerts = re.search(r"\(alerts: (\S+)\)", printed)
+    assert alerts, printed
+    assert http_get(alerts[1])[0] == 200, alerts[1]
 
     stack.send_signal(signal.SIGINT)
     out, err = stack.communicate(timeout=60)
+    out = printed + out
 
     assert stack.returncode == 0, err
     assert "Traceback" not in err

@@ -23,6 +23,9 @@ KEY_RENAMES: dict[str, tuple[str, dict[str, str]]] = {
     "dagrun.duration.success": ("dagrun.duration", {"state": "success"}),
     "dagrun.duration.failed": ("dagrun.duration", {"state": "failed"}),
     "edge_worker.{sysinfo_key}": ("edge_worker.sysinfo", {}),
+    # Airflow names it with its own prefix inside (the wire doubles it):
+    # airflow_io_load_filesystems_seconds, not airflow_airflow_io_...
+    "airflow.io.load_filesystems": ("io.load_filesystems", {}),
 }
 
 HELP_OVERRIDES = {

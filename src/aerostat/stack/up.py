@@ -502,12 +502,26 @@ class LocalStack:
 
     # -- what the user needs next ----------------------------------------------------------
 
+    def _prometheus_page(self, page: str) -> str:
+        """The address of one of Prometheus's UI pages as the running one
+        serves it: Debian's package has no React UI, only the classic pages
+        under /classic/ (/alerts answers 404 there)."""
+        for path in (f"/{page}", f"/classic/{page}"):
+            url = f"{self.prometheus_url}{path}"
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        return url
+            except OSError:
+                continue
+        return f"{self.prometheus_url}/{page}"
+
     def summary(self) -> str:
         options = self.options
         rows = [
             ("StatsD", f"port {options.statsd_port}, UDP and TCP, on every interface"),
             ("aerostat", f"{self.aerostat_url}/metrics"),
-            ("Prometheus", f"{self.prometheus_url} (alerts: {self.prometheus_url}/alerts)"),
+            ("Prometheus", f"{self.prometheus_url} (alerts: {self._prometheus_page('alerts')})"),
         ]
         if self.grafana_url is not None:
             rows.append(("Grafana", f"{self.grafana_url} (dashboards in the Airflow folder; "
