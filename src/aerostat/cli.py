@@ -12,7 +12,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from aerostat import __version__
 from aerostat.errors import AerostatError
@@ -58,8 +58,18 @@ def _add_logging_flags(parser: argparse.ArgumentParser) -> None:
                         choices=["logfmt", "json"], help="Output format of log messages.")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Mistakes on the command line in two lines: what is wrong, and where
+    the help is; the full usage of serve alone is thirty lines, and the
+    error came last."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n"
+                     f"Run '{self.prog} --help' to see what it takes.\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="aerostat",
         description="StatsD to Prometheus bridge: a drop-in for statsd_exporter.",
     )
@@ -105,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file", metavar="FILE")
 
     airflow = commands.add_parser("airflow", help="The built-in Airflow mapping, for others.")
-    airflow_commands = airflow.add_subparsers(dest="airflow_command", required=True)
+    airflow_commands = airflow.add_subparsers(dest="airflow_command", required=True,
+                                              metavar="COMMAND")
     export = airflow_commands.add_parser(
         "mapping", help="Print the built-in mapping as a statsd_exporter mapping file.")
     export.add_argument(
@@ -260,7 +271,7 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_stack_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_stack_command(commands: argparse._SubParsersAction[_Parser]) -> None:
     stack = commands.add_parser("stack", help="The Prometheus and Grafana stack around aerostat.")
     stack_commands = stack.add_subparsers(dest="stack_command", required=True, metavar="COMMAND")
     render = stack_commands.add_parser(
@@ -330,7 +341,7 @@ def _speed(text: str) -> float:
     return value
 
 
-def _add_up_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_up_command(commands: argparse._SubParsersAction[_Parser]) -> None:
     up = commands.add_parser(
         "up", help="Run aerostat, Prometheus and (when installed) Grafana on this machine, "
         "with the rendered rules and dashboards; no Docker needed.")
@@ -380,8 +391,20 @@ def _up(args: argparse.Namespace) -> int:
     return stack.run()
 
 
+def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        # the command's own parser says it, so its --help is the one named
+        command = _commands(parser).get(args.command, parser)
+        command.error(f"unrecognized arguments: {' '.join(unknown)}")
     handlers = {"serve": _serve, "map": _map, "replay": _replay, "check-config": _check_config,
                 "airflow": _airflow, "stack": _stack, "up": _up}
     try:

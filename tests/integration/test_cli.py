@@ -239,6 +239,9 @@ def test_json_logs_and_a_warning_for_refused_input(mapping: Path) -> None:
         while not any(r["msg"] == "Accepting Prometheus requests" for r in records):
             records.append(json.loads(process.stderr.readline()))
         udp_port = int(next(r["udp"] for r in records if "udp" in r).rsplit(":", 1)[1])
+        # the README says aerostat logs the read buffer it got: at the default level too
+        [buffer] = [r for r in records if "read_buffer_bytes" in r]
+        assert buffer["level"] in ("info", "warn") and buffer["read_buffer_bytes"] > 0
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             for line in (b"bad", b"x:NaN|g", b"also bad"):
                 sock.sendto(line, ("127.0.0.1", udp_port))
@@ -271,3 +274,21 @@ def test_invalid_utf8_is_explained_not_fatal(tmp_path: Path) -> None:
     assert replayed.returncode == 0, replayed.stderr
     assert 'statsd_exporter_sample_errors_total{reason="malformed_line"} 1.0' in replayed.stdout
     assert "\nok 1\n" in replayed.stdout
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (("serve", "--statsd.ttl", "10x"), "aerostat serve: error: argument --statsd.ttl: '10x' "
+                                       "is not a duration"),
+    (("serve", "--bogus"), "aerostat serve: error: unrecognized arguments: --bogus"),
+    (("airflow",), "aerostat airflow: error: the following arguments are required: COMMAND"),
+])
+def test_a_command_line_mistake_is_two_lines_from_the_command_that_made_it(
+    args: tuple[str, ...], says: str
+) -> None:
+    """A wrong serve flag printed thirty lines of usage before the error, an
+    unknown one the top-level usage, `aerostat airflow` 'airflow_command'."""
+    result = aerostat(*args)
+    assert result.returncode == 2
+    first, second = result.stderr.splitlines()
+    assert first.startswith(says), first
+    assert second == f"Run 'aerostat {args[0]} --help' to see what it takes."

@@ -219,4 +219,5 @@ def describe_read_buffer(sock: socket.socket, asked: int | None) -> tuple[int, i
                                  "heavy load drops datagrams (counted in "
                                  "aerostat_udp_kernel_drops_total); raise net.core.rmem_max "
                                  "to 8388608 or more")
-    return granted, logging.DEBUG, "UDP read buffer"
+    # said at the default level too: a user comparing exporters needs it
+    return granted, logging.INFO, "UDP read buffer"
