@@ -21,7 +21,7 @@ and ``new-names``: 300,000 lines with a new name each at 50,000 a second,
 alone. Counted legitimate lines are the sum of the legitimate counters (for
 new-names, the exporter's lines counter). Reports medians over --repeats.
 
-    .venv/bin/python benchmarks/bench_hostile.py [--seconds 6] [--repeats 3]
+    ./run bench hostile [--seconds 6] [--repeats 3]
         [--scenarios tiny-rate,...] [--exporter CMD]
 """
 

@@ -2,7 +2,7 @@
 """Memory per series and /metrics latency at 10k and 100k series, measured
 from outside the process, so that any exporter can be measured the same way.
 
-    .venv/bin/python benchmarks/bench_series.py [--series 10000,100000] [--exporter CMD]
+    ./run bench series [--series 10000,100000] [--exporter CMD]
 
 For each count it starts the exporter fresh, sends that many distinct gauge
 series (Airflow-like names with a pool tag, paced so that nothing is

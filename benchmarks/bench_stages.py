@@ -2,7 +2,7 @@
 """Per-stage benchmark: what one line costs in each stage, in process, and
 what a scrape costs at 10k and 100k series.
 
-    .venv/bin/python benchmarks/bench_stages.py [--repeats 7]
+    ./run bench stages [--repeats 7]
 
 Each figure is the median of --repeats timed passes over the real Airflow
 capture (11,596 lines). Rendering is compared side by side with the same

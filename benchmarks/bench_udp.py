@@ -7,7 +7,7 @@ Airflow sends), and reads the exporter's own counters before and after each load
 report datagrams received, loss, kernel drops, CPU per line, RSS and the latency of
 /metrics scrapes taken every 0.5 s while the load runs. See benchmarks/README.md.
 
-    .venv/bin/python benchmarks/bench_udp.py [--rates 100000,200000,300000] [--seconds 5]
+    ./run bench udp [--rates 100000,200000,300000] [--seconds 5]
         [--repeats 3] [--read-buffer N] [--exporter CMD] [--find-max]
 """
 
