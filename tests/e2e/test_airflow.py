@@ -494,3 +494,62 @@ def test_increase_in_prometheus_counts_every_outcome_airflow_sent(
                        if (other["dag_id"], other["state"]) == (run["dag_id"], run["state"]))
         got = runs.get(labelled(run["dag_id"], state=run["state"]), 0.0)
         assert in_state <= got <= in_state * 2.2, (run["dag_id"], run["state"], runs)
+
+
+def _processes_of(run: Run, subcommand: str) -> list[int]:
+    """The pids of this run's `airflow <subcommand>` and of its children."""
+    home = f"AIRFLOW_HOME={run.env['AIRFLOW_HOME']}".encode()
+    found: list[int] = []
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            stat = (entry / "stat").read_text()
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if home in environ and argv[-2:] == [subcommand.encode(), b""]:
+            found.append(int(entry.name))
+    family = set(found)
+    grew = True
+    while grew:  # its children too (the triggerer runs its triggers in one)
+        grew = False
+        for pid, parent in parents.items():
+            if parent in family and pid not in family:
+                family.add(pid)
+                grew = True
+    return sorted(family)
+
+
+def test_a_frozen_triggerer_reads_0_within_a_minute_while_the_scheduler_reads_1(
+    airflow_run: Run,
+) -> None:
+    """A real Airflow process that stops heartbeating (frozen with SIGSTOP,
+    then thawed): its alive gauge reads 0 within a minute, in one scrape,
+    with the time of its last heartbeat, while the scheduler's reads 1."""
+    import os
+    import signal
+
+    triggerer = _processes_of(airflow_run, "triggerer")
+    assert triggerer, "no `airflow triggerer` process of this run found"
+    frozen_at = time.time()
+    for pid in triggerer:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        def stopped() -> bool:
+            alive = series(airflow_run, "airflow_triggerer_alive")
+            return bool(alive) and set(alive.values()) == {0.0}
+
+        wait_until("the frozen triggerer to read 0", stopped, 60.0, 1.0,
+                   lambda: f"{series(airflow_run, 'airflow_triggerer_alive')}")
+        assert time.time() - frozen_at <= 60.0
+        (last,) = series(airflow_run,
+                         "airflow_triggerer_last_heartbeat_timestamp_seconds").values()
+        assert last <= frozen_at + 1.0
+        assert set(series(airflow_run, "airflow_scheduler_alive").values()) == {1.0}
+    finally:
+        for pid in triggerer:
+            os.kill(pid, signal.SIGCONT)
