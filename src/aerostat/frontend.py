@@ -63,9 +63,6 @@ class Frontend(Protocol):
 
     # series it wants to exist before their first event: events of weight
     # 0 that the pipeline applies, without counting them as traffic
-    @property
-    def has_zero_events(self) -> bool: ...
-
     def take_zero_events(self) -> list[Event]: ...
 
 

@@ -588,9 +588,8 @@ class Pipeline:
         elif frontend is not None and resolution.rule.built_in is not None:
             verdict = frontend.admit(resolution)
             admitted = True
-            if frontend.has_zero_events:
-                for zero in frontend.take_zero_events():
-                    self.apply(zero, now)
+            for zero in frontend.take_zero_events():
+                self.apply(zero, now)
             if not verdict.keep:
                 telemetry.actions[Action.DROP.value] += weight
                 return Outcome(_DROP, None, resolution._replace(cacheable=verdict.cacheable),

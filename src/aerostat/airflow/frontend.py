@@ -177,10 +177,6 @@ class AirflowFrontend:
         events, self._zero_events = self._zero_events, []
         return events
 
-    @property
-    def has_zero_events(self) -> bool:
-        return bool(self._zero_events)
-
     def _create_counters(self, deployment: str, key: str) -> None:
         created = self._created_lines.get(deployment)
         if created is None:

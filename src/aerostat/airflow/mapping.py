@@ -332,7 +332,7 @@ def _counters_ahead() -> tuple[tuple[str, str, str], ...]:
         if (metric.type != "counter" or metric.key in knowledge.SENDERS  # heartbeats: per process
                 or not metric.labels - _OPTIONAL <= _ONLY_VALUE.keys()):
             continue
-        sent_by = {entry.line for entry in metric.entries if entry.line == "2.x" or entry.emitted}
+        sent_by = _sent_by(metric)
         if not sent_by:
             continue  # listed, but no release line sends it any more
         pattern = metric.entries[0].name
@@ -349,7 +349,13 @@ def release_line_of() -> dict[str, str]:
     tell a deployment's line apart."""
     found = {}
     for metric in airflow_metrics():
-        sent_by = {entry.line for entry in metric.entries if entry.line == "2.x" or entry.emitted}
+        sent_by = _sent_by(metric)
         if len(sent_by) == 1:
             found[metric.key] = sent_by.pop()
     return found
+
+
+def _sent_by(metric: AirflowMetric) -> set[str]:
+    """The release lines that send a metric: every 2.x entry, and the 3.x
+    ones 3.3.2's code was seen to send."""
+    return {entry.line for entry in metric.entries if entry.line == "2.x" or entry.emitted}

@@ -111,6 +111,8 @@ class Store:
         self._per_sender: dict[int, tuple[Family, LabelPairs, SenderGaugeSeries]] = {}
         # off until the server sets one up (--web.new-series-hold)
         self.hold = FirstValueHold(0.0, 0.0)
+        # the names of the gauges the families' Livenesses derive at scrape time
+        self._derived: set[str] = set()
 
     def _admits(self, spec: FamilySpec) -> bool:
         name = spec.name
@@ -126,8 +128,7 @@ class Store:
         # the gauges a Liveness derives are families of their own at scrape time
         if spec.liveness is not None and not families.keys().isdisjoint(spec.liveness[:2]):
             return False
-        if any(family.spec.liveness is not None and name in family.spec.liveness[:2]
-               for family in families.values()):
+        if name in self._derived:
             return False
         # the name may be a sample of an existing family (a_sum of a
         # summary a), whatever its own type: OpenMetrics refuses the clash
@@ -151,6 +152,8 @@ class Store:
             return None
         family = Family(spec)
         self.families[spec.name] = family
+        if spec.liveness is not None:
+            self._derived.update(spec.liveness[:2])
         return family
 
     def series_for(
@@ -225,6 +228,8 @@ class Store:
             self.bytes -= series_bytes(family.spec, labels)
             if not family.series:
                 del self.families[family.spec.name]
+                if family.spec.liveness is not None:
+                    self._derived.difference_update(family.spec.liveness[:2])
         return [series for _, _, series in expired]
 
 
