@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
                            help="Accepted for compatibility with statsd_exporter; "
                            "no effect (aerostat has no internal queue).")
     _add_airflow_flag(serve)
+    _add_airflow_api_flags(serve)
     serve.add_argument("--check-config", dest="check_config", action="store_true",
                        help="Check the mapping configuration and exit.")
     _add_logging_flags(serve)
@@ -160,13 +161,54 @@ def _add_airflow_flag(command: argparse.ArgumentParser) -> None:
         "of Airflow traffic whose statsd_prefix and tags name none. Default: %(default)s.")
 
 
+def _add_airflow_api_flags(serve: argparse.ArgumentParser) -> None:
+    from aerostat.airflow.api.source import POLL_INTERVAL
+
+    def repeated(flag: str, metavar: str, text: str) -> None:
+        serve.add_argument(flag, dest=flag.removeprefix("--").replace(".", "_").replace(
+            "-", "_"), action="append", default=[], metavar=metavar, help=text)
+
+    repeated("--airflow.api-url", "[DEPLOYMENT=]URL",
+             "With --airflow: also poll this Airflow deployment's REST API (the API "
+             "server's root, e.g. http://airflow:8080) for the state StatsD does not carry "
+             "and the task outcomes it missed. Repeat it, each with its deployment's name, "
+             "for several deployments; without a name, the default deployment.")
+    repeated("--airflow.api-username", "[DEPLOYMENT=]USER",
+             "User to log in to the API as (read access is enough).")
+    repeated("--airflow.api-password-file", "[DEPLOYMENT=]FILE",
+             "File holding that user's password (or set AEROSTAT_AIRFLOW_API_PASSWORD).")
+    repeated("--airflow.api-token-file", "[DEPLOYMENT=]FILE",
+             "File holding a bearer token for the API instead of a user (or set "
+             "AEROSTAT_AIRFLOW_API_TOKEN); read again at every poll.")
+    serve.add_argument("--airflow.api-ca-file", dest="airflow_api_ca_file", default="",
+                       metavar="FILE", help="CA certificates to verify the API's TLS with.")
+    serve.add_argument("--airflow.api-insecure-skip-verify", dest="airflow_api_insecure",
+                       action="store_true", help="Do not verify the API's TLS certificate.")
+    serve.add_argument("--airflow.api-poll-interval", dest="airflow_api_poll_interval",
+                       type=duration, default=POLL_INTERVAL, metavar="DURATION",
+                       help="How often to poll each API (with 10 %% jitter). "
+                       "Default: %(default)ss.")
+    serve.add_argument("--airflow.api-timeout", dest="airflow_api_timeout", type=duration,
+                       default=10.0, metavar="DURATION",
+                       help="Give up on a request after this long. Default: %(default)ss.")
+
+
 def _built_in(args: argparse.Namespace) -> BuiltIn | None:
     if not args.airflow:
+        if getattr(args, "airflow_api_url", None):
+            raise AerostatError("needs --airflow", source="--airflow.api-url")
         return None
     from aerostat.airflow import airflow_built_in
+    from aerostat.airflow.api.client import targets_from_flags
 
+    targets = targets_from_flags(
+        args.airflow_api_url, args.airflow_api_username, args.airflow_api_password_file,
+        args.airflow_api_token_file, args.airflow_api_ca_file, args.airflow_api_insecure,
+        args.airflow_api_timeout, args.airflow_default_deployment,
+    ) if getattr(args, "airflow_api_url", None) else ()
     return airflow_built_in(args.airflow_sender_ttl, args.airflow_heartbeat_ttl,
-                            args.airflow_default_deployment, args.airflow_heartbeat_silence)
+                            args.airflow_default_deployment, args.airflow_heartbeat_silence,
+                            targets, getattr(args, "airflow_api_poll_interval", 30.0))
 
 
 def _serve(args: argparse.Namespace) -> int:

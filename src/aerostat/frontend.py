@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from aerostat.events import Event, Reason
 from aerostat.mapper import Mapper, MappingConfig, Rule
@@ -66,13 +66,33 @@ class Frontend(Protocol):
     def take_zero_events(self) -> list[Event]: ...
 
 
+# a source that reads totals rather than events (Airflow's REST API) hands
+# them over as an Event whose value is the total its counter should reach at
+# least, with the time and the value the counter showed after the source's
+# last top-up (a counter that shows less was let go and made again: it is
+# left alone); the pipeline answers the counter's value before and after,
+# or None when the event maps to no counter
+TopUp = Callable[[Event, float, float], "tuple[float, float] | None"]
+
+
+class Extra(NamedTuple):
+    """Sources a built-in mapping adds beside the StatsD sockets (run like
+    them by the server: register, tick, drain, close), and a collector for
+    what they show at a scrape (prometheus_client's Collector)."""
+
+    sources: list[Any]
+    collector: Any
+
+
 @dataclass(frozen=True, slots=True)
 class BuiltIn:
-    """A built-in mapping that sits under the user's file, and the frontend
-    that goes with it (``aerostat serve --airflow``)."""
+    """A built-in mapping that sits under the user's file, the frontend
+    that goes with it (``aerostat serve --airflow``), and the sources it
+    adds (``--airflow.api-url``), made once the pipeline exists."""
 
     config: MappingConfig
     frontend: Callable[[], Frontend]
+    extra: Callable[[TopUp], Extra] | None = None
 
     def mapper(self, user: MappingConfig, cache_size: int = 1000) -> Mapper:
         return Mapper(user, cache_size, base=Mapper(self.config, cache_size=0))

@@ -635,6 +635,29 @@ class Pipeline:
         series.updated = now
         return Outcome(op, series, resolution)
 
+    def top_up(self, total: Event, now: float, shown: float = 0.0) -> tuple[float, float] | None:
+        """The seam for a source of totals (see frontend.TopUp): raises the
+        counter ``total`` maps to (through the mapping, as its name and tags
+        would as a StatsD line) to ``total.value`` if it shows less, unless it
+        shows less than ``shown``: then it was let go and made again, and is
+        left alone. The counter's value before and after, or None when the
+        total maps to no counter. Not counted as traffic."""
+        resolution = resolve(total, self.mapper, None, self.limits)
+        spec = resolution.spec
+        if (spec is None or resolution.dropped or resolution.error is not None
+                or spec.type is not MetricType.COUNTER):
+            return None
+        series = self.store.series_for(
+            spec, resolution.labels, resolution.ttl or self.default_ttl, now)
+        if not isinstance(series, ScalarSeries):
+            return None
+        before = series.value
+        if before < shown or total.value <= before:
+            return before, before
+        series.value = total.value
+        series.updated = now
+        return before, total.value
+
     def _refuse(self, resolution: Resolution, reason: Reason, remember: bool) -> Outcome:
         """Counts a refusal. ``remember``: the same bytes would be refused
         again for the same reason, whatever happens meanwhile; not so when

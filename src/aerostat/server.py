@@ -94,6 +94,15 @@ class Server:
         self.vitals = Vitals(self.telemetry, self.store, self.pipeline, sockets=True)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(TelemetryCollector(self.vitals))
+        # sources a built-in mapping adds (Airflow's REST API): made now, so
+        # that the names they show are reserved; started with the sockets
+        self._extra_sources: list[Source] = []
+        extra = None if options.built_in is None else options.built_in.extra
+        if extra is not None:
+            made = extra(self.pipeline.top_up)
+            self._extra_sources = list(made.sources)
+            if made.collector is not None:
+                self.registry.register(made.collector)
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         self.store.reserved = _reserved_names(self.registry)
@@ -142,6 +151,7 @@ class Server:
         except AerostatError:
             self._close()
             raise
+        self.sources.extend(self._extra_sources)
         for source in self.sources:
             source.register(self._selector)
         self._selector.register(self._wake_reader, selectors.EVENT_READ, self._run_requests)

@@ -12,6 +12,10 @@ DAGs themselves: plain StatsD, and InfluxDB tags under a deployment prefix."""
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
+import os
+import secrets
 import shutil
 import sys
 import time
@@ -25,6 +29,7 @@ from typing import Any
 import pytest
 
 from aerostat.airflow import airflow_built_in
+from aerostat.airflow.api import Credentials, Target
 from bridge import Bridge, running_bridge
 from e2e.airflow_env import (
     AIRFLOW_VERSION,
@@ -112,9 +117,48 @@ class Run:
     mode: Mode
     # an HA pair of real Prometheus servers scraping aerostat at two intervals
     prometheus: dict[str, Prometheus]
+    # what aerostat's REST-API source logs in with, and what aerostat logged
+    api_password: str
+    logged: LogRecorder
 
 
 SCRAPE_INTERVALS = ("1s", "4s")
+API_USER = "aerostat"
+API_POLL_SECONDS = 3.0
+API_SETTLE_SECONDS = 5.0
+API_TIMEOUT = 3.0
+
+
+class LogRecorder(logging.Handler):
+    """Every record aerostat's logger emits during the run, as text with
+    its fields, to look for a secret in."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{record.getMessage()} {getattr(record, 'fields', '')} "
+                          f"{record.exc_text or ''}")
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[None]:
+        logger = logging.getLogger("aerostat")
+        level = logger.level
+        logger.addHandler(self)
+        logger.setLevel(logging.DEBUG)
+        try:
+            yield
+        finally:
+            logger.removeHandler(self)
+            logger.setLevel(level)
+
+
+def api_polled_since(bridge: Bridge, moment: float) -> bool:
+    """Whether a poll of the REST API succeeded after ``moment``."""
+    last = [value for (name, _), value in bridge.samples(own=True).items()
+            if name == "aerostat_airflow_api_last_success_timestamp_seconds"]
+    return bool(last) and last[0] > moment
 # a first value waits for both scrapers; after the start, while they are
 # learnt, this long (Airflow's own start takes longer than that)
 HOLD_SECONDS = 15.0
@@ -178,12 +222,27 @@ def airflow_run(
         lines = log.read_text(errors="replace").splitlines() if log.exists() else []
         return "standalone's last lines:\n" + "\n".join(lines[-40:])
 
-    # what `aerostat serve --airflow` runs: the built-in mapping, nothing else,
-    # and the first-value hold on, as it is by default
-    with running_bridge(built_in=airflow_built_in(), new_series_hold=HOLD_SECONDS) as bridge, \
+    # aerostat reads the REST API as a viewer of its own, whose password the
+    # simple auth manager takes from the file it would generate
+    api_port = free_port()
+    password = secrets.token_urlsafe(16)
+    (home / "simple_auth_manager_passwords.json.generated").write_text(
+        json.dumps({"admin": secrets.token_urlsafe(16), API_USER: password}))
+    password_file = work / "aerostat-api-password"
+    password_file.write_text(password + "\n")
+    target = Target(mode.deployment, f"http://127.0.0.1:{api_port}",
+                    Credentials(API_USER, str(password_file)), timeout=API_TIMEOUT)
+    logged = LogRecorder()
+    # what `aerostat serve --airflow --airflow.api-url=…` runs: the built-in
+    # mapping, nothing else, the first-value hold on, as it is by default,
+    # and the REST-API source polling faster than its default
+    built_in = airflow_built_in(api_targets=(target,), api_poll_interval=API_POLL_SECONDS,
+                                api_settle=API_SETTLE_SECONDS)
+    with logged.recording(), \
+            running_bridge(built_in=built_in, new_series_hold=HOLD_SECONDS) as bridge, \
             prometheus_pair(bridge, work) as prometheus:
-        api_port = free_port()
         env = airflow_env(airflow_venv, home, dags, bridge.udp_address[1], api_port)
+        env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] = f"admin:admin,{API_USER}:viewer"
         env.update(mode.settings)
         airflow = Airflow(airflow_venv, home, env)
         airflow.cli("db", "migrate")
@@ -223,10 +282,16 @@ def airflow_run(
                 (dag_id, "manual") for dag_id in DAG_IDS
             ]
             record = read_record(api)
+            # the REST-API source has counted every try (they ended at least
+            # its settle time ago) and topped up what StatsD never carried
+            settled = time.time() + API_SETTLE_SECONDS + 2 * API_POLL_SECONDS
+            wait_until("the REST-API source to read the finished runs",
+                       lambda: time.time() > settled and api_polled_since(bridge, settled),
+                       API_SETTLE_SECONDS + 10 * API_POLL_SECONDS, 1.0)
             bridge.settle()
             # the last new series read at zero by both scrapers, then their values
             time.sleep(2 * 4 + 2)
-            yield Run(bridge, api, record, env, mode, prometheus)
+            yield Run(bridge, api, record, env, mode, prometheus, password, logged)
 
 
 def series(run: Run, name: str, *keep: str) -> dict[Labels, float]:
@@ -270,6 +335,8 @@ def expected_finishes(record: Record, dag_id: str) -> Counter[Labels]:
     - the last try sent the task instance's final state, except a deferral
       that the triggerer ended: the worker's run ended `deferred`, which is
       what it sent, and the success was the triggerer's, which sends none.
+      aerostat's REST-API source adds that success from Airflow's record, so
+      the counter holds both: `deferred` from StatsD, `success` from the API.
     """
     expected: Counter[Labels] = Counter()
     for ti in record.task_instances:
@@ -284,7 +351,7 @@ def expected_finishes(record: Record, dag_id: str) -> Counter[Labels]:
         state = tries[-1]["state"]
         assert state == ti["state"]
         if ti["operator"] in ENDS_IN_TRIGGERER and state == "success":
-            state = "deferred"
+            expected[labelled(dag_id, task_id=ti["task_id"], state="deferred")] += 1
         expected[labelled(dag_id, task_id=ti["task_id"], state=state)] += 1
     return expected
 
@@ -511,7 +578,10 @@ def _processes_of(run: Run, subcommand: str) -> list[int]:
             parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
         except (OSError, ValueError, IndexError):
             continue
-        if home in environ and argv[-2:] == [subcommand.encode(), b""]:
+        # the API server retitles itself "airflow api_server -- host:… port:…"
+        retitled = f"airflow {subcommand.replace('-', '_')} -- ".encode()
+        if home in environ and (argv[-2:] == [subcommand.encode(), b""]
+                                or argv[0].startswith(retitled)):
             found.append(int(entry.name))
     family = set(found)
     grew = True
@@ -553,3 +623,136 @@ def test_a_frozen_triggerer_reads_0_within_a_minute_while_the_scheduler_reads_1(
     finally:
         for pid in triggerer:
             os.kill(pid, signal.SIGCONT)
+
+
+# --- the REST-API source --------------------------------------------------------
+
+
+def _own(run: Run, name: str, **labels: str) -> float | None:
+    wanted = frozenset({"deployment": run.mode.deployment, **labels}.items())
+    return run.bridge.samples(own=True).get((name, wanted))
+
+
+def test_the_api_source_is_up_and_every_triggerer_ended_success_was_added(
+    airflow_run: Run,
+) -> None:
+    assert _own(airflow_run, "aerostat_airflow_api_up") == 1.0
+    assert (_own(airflow_run, "aerostat_airflow_api_requests_total") or 0) > 0
+    # what StatsD never carried: the success of each triggerer-ended deferral
+    ended_in_triggerer = sum(
+        1 for ti in airflow_run.record.task_instances
+        if ti["operator"] in ENDS_IN_TRIGGERER and ti["state"] == "success")
+    assert ended_in_triggerer == 1
+    assert _own(airflow_run, "aerostat_airflow_api_outcomes_added_total") == ended_in_triggerer
+
+
+def test_last_success_and_latest_run_equal_the_apis(airflow_run: Run) -> None:
+    runs = airflow_run.api.collection("/dags/~/dagRuns", "dag_runs")
+    last_success = series(airflow_run, "airflow_dag_last_success_timestamp_seconds")
+    latest_state = series(airflow_run, "airflow_dag_last_run_state")
+    latest_end = series(airflow_run, "airflow_dag_last_run_end_timestamp_seconds")
+    for dag_id in DAG_IDS:
+        own = [run for run in runs if run["dag_id"] == dag_id and run["end_date"]]
+        successes = [seconds(run["end_date"]) for run in own if run["state"] == "success"]
+        assert last_success.get(labelled(dag_id)) == (max(successes) if successes else None)
+        newest = max(own, key=lambda run: seconds(run["end_date"]))
+        assert latest_end[labelled(dag_id)] == seconds(newest["end_date"])
+        assert latest_state == {**latest_state, labelled(dag_id, state=newest["state"]): 1.0}
+    assert len(latest_state) == len(DAG_IDS)
+
+
+def test_dags_pools_and_health_equal_the_apis(airflow_run: Run) -> None:
+    api = airflow_run.api
+    dags = api.collection("/dags", "dags")
+    assert series(airflow_run, "airflow_dags") == {
+        frozenset({("state", "active")}): float(sum(not dag["is_paused"] for dag in dags)),
+        frozenset({("state", "paused")}): float(sum(dag["is_paused"] for dag in dags)),
+        frozenset({("state", "stale")}): 0.0,
+    }
+    assert series(airflow_run, "airflow_dag_paused") == {
+        labelled(dag["dag_id"]): float(dag["is_paused"]) for dag in dags}
+    # every run ended: nothing queued or running, per DAG
+    assert set(series(airflow_run, "airflow_dag_runs").values()) == {0.0}
+    assert len(series(airflow_run, "airflow_dag_runs")) == 2 * len(DAG_IDS)
+    pools = {pool["name"]: pool for pool in api.collection("/pools", "pools")}
+    slots = series(airflow_run, "airflow_pool_slots")
+    assert slots[frozenset({("pool", POOL), ("state", "total")})] == pools[POOL]["slots"] == 2
+    assert slots[frozenset({("pool", POOL), ("state", "open")})] == pools[POOL]["open_slots"]
+    # (the triggerer frozen above heartbeats again: the database says so
+    # within its health threshold, and the next poll shows it)
+    everything_healthy = {frozenset({("component", part)}): 1.0 for part in (
+        "metadatabase", "scheduler", "triggerer", "dag_processor")}
+    wait_until("the API to report every component healthy",
+               lambda: series(airflow_run, "airflow_component_healthy") == everything_healthy,
+               60.0, 1.0, lambda: str(series(airflow_run, "airflow_component_healthy")))
+    beats = series(airflow_run, "airflow_component_last_heartbeat_timestamp_seconds")
+    assert {dict(labels)["component"] for labels in beats} == {
+        "scheduler", "triggerer", "dag_processor"}
+    assert all(time.time() - 120 < beat <= time.time() for beat in beats.values())
+    assert series(airflow_run, "airflow_dag_import_errors") == {}
+
+
+def test_the_api_password_is_nowhere_aerostat_shows_or_logs(airflow_run: Run) -> None:
+    password = airflow_run.api_password
+    assert password not in airflow_run.bridge.scrape_text()
+    for path in ("/", "/-/healthy"):
+        status, _, body = airflow_run.bridge.get(path)
+        assert status == 200 and password not in body.decode(errors="replace"), path
+    assert airflow_run.logged.lines, "aerostat logged nothing: the check would prove nothing"
+    assert not [line for line in airflow_run.logged.lines if password in line]
+
+
+def _listening_on(port: int) -> list[int]:
+    """The pids holding the TCP socket that listens on ``port`` (the API
+    server retitles itself over its command line and environment, so it
+    is found by its socket)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for row in Path(table).read_text().splitlines()[1:]:
+                fields = row.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(f"socket:[{fields[9]}]")
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if any(os.readlink(fd) in inodes for fd in (entry / "fd").iterdir()):
+                found.append(int(entry.name))
+    return sorted(found)
+
+
+def test_a_frozen_api_server_is_counted_and_retried_and_statsd_goes_on(
+    airflow_run: Run,
+) -> None:
+    """The API server stops answering (frozen with SIGSTOP, as a hung
+    server would): polls fail by timeout, up reads 0, the last state is
+    kept and StatsD keeps flowing; thawed, the source recovers by itself."""
+    import signal
+
+    server = _listening_on(int(airflow_run.env["AIRFLOW__API__PORT"]))
+    assert server, "no process of this run listens on the API server's port"
+    state_before = series(airflow_run, "airflow_dag_last_success_timestamp_seconds")
+    timeouts = _own(airflow_run, "aerostat_airflow_api_errors_total", reason="timeout") or 0.0
+    beats = sum(series(airflow_run, "airflow_scheduler_heartbeat_total").values())
+    for pid in server:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        wait_until("the source to count the API down",
+                   lambda: _own(airflow_run, "aerostat_airflow_api_up") == 0.0,
+                   4 * (API_POLL_SECONDS + API_TIMEOUT), 0.5)
+        assert (_own(airflow_run, "aerostat_airflow_api_errors_total", reason="timeout")
+                or 0.0) > timeouts
+        assert series(airflow_run, "airflow_dag_last_success_timestamp_seconds") == state_before
+        wait_until("the scheduler's heartbeats to go on reaching aerostat",
+                   lambda: sum(series(airflow_run,
+                                      "airflow_scheduler_heartbeat_total").values()) > beats,
+                   30.0, 1.0)
+    finally:
+        for pid in server:
+            os.kill(pid, signal.SIGCONT)
+    thawed = time.time()
+    wait_until("the source to recover by itself",
+               lambda: _own(airflow_run, "aerostat_airflow_api_up") == 1.0
+               and api_polled_since(airflow_run.bridge, thawed), 60.0, 1.0)

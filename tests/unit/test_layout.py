@@ -29,6 +29,7 @@ ALLOWED: dict[str, set[str]] = {
     "server": {"wire", "parse", "mapper", "store", "expose", "frontend", "pipeline",
                "options"},
     "offline": {"parse", "mapper", "store", "expose", "frontend", "pipeline"},
+    # the REST-API source feeds the pipeline through frontend.TopUp, nothing more
     "airflow": {"mapper", "frontend"},
     "stack": set(),
     # the entry points wire everything together
