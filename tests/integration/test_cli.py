@@ -292,3 +292,33 @@ def test_a_command_line_mistake_is_two_lines_from_the_command_that_made_it(
     first, second = result.stderr.splitlines()
     assert first.startswith(says), first
     assert second == f"Run 'aerostat {args[0]} --help' to see what it takes."
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (("--airflow.api-url=http://127.0.0.1:8080",), "--airflow.api-url: needs --airflow"),
+    (("--airflow", "--airflow.api-url=ftp://airflow"), "--airflow.api-url: not an http(s) URL"),
+    (("--airflow", "--airflow.api-url=http://airflow", "--airflow.api-username=viewer"),
+     "--airflow.api-username: default: a user needs --airflow.api-password-file"),
+    (("--airflow", "--airflow.api-url=etl=http://airflow",
+      "--airflow.api-token-file=ops=/nonexistent"),
+     "--airflow.api-token-file: names a deployment without --airflow.api-url: ops"),
+    (("--airflow", "--airflow.api-url=http://airflow", "--airflow.api-password-file=/nope",
+      "--airflow.api-username=viewer"), "--airflow.api-password-file: cannot read /nope"),
+    (("--airflow", "--airflow.api-url=http://a", "--airflow.api-url=http://b"),
+     "--airflow.api-url: given twice for every deployment"),
+])
+def test_a_mistake_in_the_api_flags_is_one_line_naming_the_flag(
+    args: tuple[str, ...], says: str
+) -> None:
+    result = aerostat("serve", "--statsd.listen-udp=127.0.0.1:0", "--statsd.listen-tcp=",
+                      "--web.listen-address=127.0.0.1:0", *args)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert says in result.stderr, result.stderr
+
+
+def test_the_api_password_is_not_in_the_command_line_or_help() -> None:
+    """Secrets come from files or the environment: no flag takes one."""
+    result = aerostat("serve", "--help")
+    assert "--airflow.api-password-file" in result.stdout
+    assert not re.search(r"--airflow\.api-password[ =]", result.stdout)
