@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import sys
@@ -30,6 +31,7 @@ import pytest
 
 from aerostat.airflow import airflow_built_in
 from aerostat.airflow.api import Credentials, Target
+from aerostat.stack import all_queries, render_stack
 from bridge import Bridge, running_bridge
 from e2e.airflow_env import (
     AIRFLOW_VERSION,
@@ -44,6 +46,7 @@ from e2e.airflow_env import (
     quoted,
     wait_until,
 )
+from stack.api_queries import api_queries
 from stack.prometheus_process import Prometheus, running_prometheus
 
 DAGS = Path(__file__).parent / "dags"
@@ -756,3 +759,45 @@ def test_a_frozen_api_server_is_counted_and_retried_and_statsd_goes_on(
     wait_until("the source to recover by itself",
                lambda: _own(airflow_run, "aerostat_airflow_api_up") == 1.0
                and api_polled_since(airflow_run.bridge, thawed), 60.0, 1.0)
+
+
+# what a healthy run leaves empty among the queries of the REST-API source's
+# metrics, and the one alert its runs make fire
+API_QUERIES_EMPTY = {
+    "grafana/dashboards/airflow-dags-tasks.json: panel 'Import errors per file' query A":
+        "every DAG file imports",
+    "prometheus/rules/aerostat-alerts.yml: alert AerostatAirflowApiDown": "the API answers",
+    "prometheus/rules/airflow-alerts.yml: alert AirflowDagLate":
+        "each DAG succeeded minutes ago (or never: demo_failing)",
+    "prometheus/rules/airflow-alerts.yml: alert AirflowDagFileImportError":
+        "every DAG file imports",
+    "prometheus/rules/airflow-alerts.yml: alert AirflowComponentUnhealthy":
+        "every component heartbeats",
+}
+
+
+@pytest.mark.parametrize("interval", SCRAPE_INTERVALS)
+def test_the_stacks_rest_api_queries_answer_in_prometheus(airflow_run: Run, interval: str) -> None:
+    """Every dashboard panel and alert on the REST-API source's metrics, as
+    shipped, asked of a real Prometheus scraping aerostat beside a real
+    Airflow: the panels show data, and the failed run's alert fires for
+    the DAG whose latest run failed, and for no other."""
+    prometheus = airflow_run.prometheus[interval]
+    everything_healthy = {frozenset({("component", part)}): 1.0 for part in (
+        "metadatabase", "scheduler", "triggerer", "dag_processor")}
+    wait_until("the API to report every component healthy",
+               lambda: series(airflow_run, "airflow_component_healthy") == everything_healthy,
+               60.0, 1.0)
+    time.sleep(5)  # both Prometheus servers scraped the healthy state
+    queries = {re.sub(r"(: panel )\d+ ", r"\1", query.origin): query.expr
+               for query in api_queries(all_queries(render_stack()))}
+    assert set(API_QUERIES_EMPTY) <= queries.keys()
+    answers = {}
+    for origin, expr in queries.items():
+        answer = prometheus.query(expr)
+        assert answer.get("status") == "success", (origin, answer)
+        answers[origin] = [found["metric"] for found in answer["data"]["result"]]
+    empty = {origin for origin, found in answers.items() if not found}
+    assert empty == set(API_QUERIES_EMPTY), sorted(empty ^ set(API_QUERIES_EMPTY))
+    failed = answers["prometheus/rules/airflow-alerts.yml: alert AirflowDagRunFailed"]
+    assert failed == [{"deployment": airflow_run.mode.deployment, "dag_id": "demo_failing"}]

@@ -45,6 +45,7 @@ from aerostat.airflow import airflow_built_in
 from aerostat.stack import StackOptions, all_queries, render_stack, write_stack
 from aerostat.stack.up import CaptureReplay, bundled_capture
 from bridge import Bridge, running_bridge
+from stack.api_queries import api_queries
 from stack.prometheus_process import Prometheus, free_port, running_prometheus
 
 TIME_COMPRESSION = 30
@@ -120,6 +121,12 @@ EMPTY_AT_TIMES = {
         "fitted slope is above 0 depends on the moment",
 }
 PROVOKED = {**EMPTY_WHEN_HEALTHY, **EMPTY_AT_TIMES}
+
+
+def _from_the_api() -> set[str]:
+    """The queries of what the REST-API source shows: empty here, where only
+    StatsD is replayed; tests/e2e asks them beside a real Airflow."""
+    return {_origin(query.origin) for query in api_queries(all_queries(render_stack()))}
 
 
 @dataclass
@@ -243,11 +250,20 @@ def test_the_lists_of_empty_queries_name_real_queries(healthy: Healthy) -> None:
 
 
 def test_a_healthy_airflow_fills_every_query_but_the_listed(healthy: Healthy) -> None:
-    unexpected = healthy.evaluated.empty() - PROVOKED.keys()
+    unexpected = healthy.evaluated.empty() - PROVOKED.keys() - _from_the_api()
     assert not unexpected, (
         "no data from these queries while a real Airflow ran; a panel or rule that "
         "reads a metric Airflow does not send, or a wrong label? If it needs a failure to "
         f"show anything, list it in EMPTY_WHEN_HEALTHY and provoke it below:{_listing(unexpected)}")
+
+
+def test_the_rest_api_queries_are_found_and_empty_without_the_source(healthy: Healthy) -> None:
+    from_the_api = _from_the_api()
+    # the freshness row, the runs and import-error panels, five alerts
+    assert len(from_the_api) >= 9, from_the_api
+    assert not from_the_api & PROVOKED.keys()
+    filled = {origin for origin in from_the_api if healthy.evaluated.results.get(origin)}
+    assert not filled, f"data without a REST-API source:{_listing(filled)}"
 
 
 def test_the_listed_queries_are_empty_while_airflow_is_healthy(healthy: Healthy) -> None:

@@ -189,6 +189,13 @@ def _airflow_scenarios() -> list[Scenario]:
             alerts=(AlertCheck("AirflowDagImportErrors", "15m"),),
         ),
         Scenario(
+            "import errors while aerostat reads the REST API: the per-file alert speaks",
+            (('airflow_dag_processing_import_errors{deployment="prod"}', "0x5 2x20"),
+             ('aerostat_airflow_api_up{deployment="prod"}', "1x25")),
+            alerts=(AlertCheck("AirflowDagImportErrors", "15m"),),
+        ),
+        *_api_scenarios(),
+        Scenario(
             "half of the finished tasks fail",
             (('airflow_ti_failures_total{deployment="prod"}', "0+3x40"),
              ('airflow_ti_successes_total{deployment="prod"}', "0+3x40")),
@@ -250,6 +257,86 @@ def _airflow_scenarios() -> list[Scenario]:
         ),
     ]
     return scenarios
+
+
+def _api_scenarios() -> list[Scenario]:
+    """The alerts on what aerostat reads from Airflow's REST API."""
+    etl = {"deployment": DEPLOYMENT, "dag_id": "etl"}
+
+    def dag(name: str, values: str, **labels: str) -> tuple[str, str]:
+        inner = ",".join(f'{key}="{value}"' for key, value in
+                         {"deployment": DEPLOYMENT, "dag_id": "etl", **labels}.items())
+        return f"{name}{{{inner}}}", values
+
+    hourly = (dag("airflow_dag_interval_seconds", "3600x200"),)
+    # a success at Unix time 0: at 180m it is 3 hours old
+    succeeded_at_0 = dag("airflow_dag_last_success_timestamp_seconds", "0x200")
+
+    def component(name: str, healthy: str, heartbeat: bool) -> tuple[tuple[str, str], ...]:
+        labels = f'deployment="{DEPLOYMENT}",component="{name}"'
+        found: tuple[tuple[str, str], ...] = ((f"airflow_component_healthy{{{labels}}}", healthy),)
+        if heartbeat:
+            found += ((f"airflow_component_last_heartbeat_timestamp_seconds{{{labels}}}",
+                       "0x20"),)
+        return found
+
+    return [
+        Scenario(
+            "an hourly DAG last succeeded 3 hours ago",
+            (succeeded_at_0, *hourly, dag("airflow_dag_paused", "0x200")),
+            alerts=(AlertCheck("AirflowDagLate", "90m"),
+                    AlertCheck("AirflowDagLate", "180m", (Firing(etl, "3h 0m 0s"),))),
+        ),
+        Scenario(
+            "a paused hourly DAG last succeeded 3 hours ago",
+            (succeeded_at_0, *hourly, dag("airflow_dag_paused", "1x200")),
+            alerts=(AlertCheck("AirflowDagLate", "180m"),),
+        ),
+        Scenario(
+            "an hourly DAG that succeeds every hour",
+            # Unix time of its latest success: every 60 minutes
+            (dag("airflow_dag_last_success_timestamp_seconds",
+                 " ".join(f"{hour * 3600}x59" for hour in range(4))),
+             *hourly, dag("airflow_dag_paused", "0x200")),
+            alerts=(AlertCheck("AirflowDagLate", "200m"),),
+        ),
+        Scenario(
+            "the latest run of a DAG failed, then one succeeded",
+            (dag("airflow_dag_last_run_state", "1x10 stale", state="failed"),
+             dag("airflow_dag_last_run_state", "_x10 1x10", state="success")),
+            alerts=(AlertCheck("AirflowDagRunFailed", "5m", (Firing(etl),)),
+                    AlertCheck("AirflowDagRunFailed", "15m")),
+        ),
+        Scenario(
+            "a DAG file fails to import",
+            (('airflow_dag_import_errors{deployment="prod",bundle="dags-folder",file="etl.py"}',
+              "1x20"),),
+            alerts=(AlertCheck("AirflowDagFileImportError", "10m", (Firing(
+                {"deployment": DEPLOYMENT, "bundle": "dags-folder", "file": "etl.py"}),)),),
+        ),
+        Scenario(
+            "a broken DAG file fixed within minutes",
+            (('airflow_dag_import_errors{deployment="prod",bundle="dags-folder",file="etl.py"}',
+              "1x3 stale"),),
+            alerts=(AlertCheck("AirflowDagFileImportError", "10m"),),
+        ),
+        Scenario(
+            "a scheduler unhealthy for one poll",
+            (*component("scheduler", "1x5 0 1x14", heartbeat=True),),
+            alerts=(AlertCheck("AirflowComponentUnhealthy", "10m"),),
+        ),
+        Scenario(
+            "Airflow reports its scheduler and database unhealthy, and a triggerer that "
+            "never ran",
+            (*component("scheduler", "0x20", heartbeat=True),
+             *component("metadatabase", "0x20", heartbeat=False),
+             *component("triggerer", "0x20", heartbeat=False),
+             *component("dag_processor", "1x20", heartbeat=True)),
+            alerts=(AlertCheck("AirflowComponentUnhealthy", "10m", (
+                Firing({"deployment": DEPLOYMENT, "component": "metadatabase"}),
+                Firing({"deployment": DEPLOYMENT, "component": "scheduler"}))),),
+        ),
+    ]
 
 
 def _recording_scenarios() -> list[Scenario]:
@@ -327,6 +414,14 @@ def _aerostat_scenarios() -> list[Scenario]:
         Scenario("no series refused",
                  ((f"aerostat_series_refused_total{{{AEROSTAT}}}", "0x30"),),
                  alerts=(AlertCheck("AerostatRefusingSeries", "15m"),)),
+        Scenario("aerostat cannot read a deployment's REST API",
+                 ((f'aerostat_airflow_api_up{{{AEROSTAT},deployment="prod"}}', "1x5 0x20"),),
+                 alerts=(AlertCheck("AerostatAirflowApiDown", "15m", (
+                     Firing({**aerostat, "deployment": "prod"}),)),)),
+        Scenario("one failed poll of a REST API",
+                 ((f'aerostat_airflow_api_up{{{AEROSTAT},deployment="prod"}}',
+                   "1x5 0 1x15"),),
+                 alerts=(AlertCheck("AerostatAirflowApiDown", "15m"),)),
         Scenario("StatsD lines stop coming",
                  ((f"statsd_exporter_lines_total{{{AEROSTAT}}}", "0+100x10 1000x30"),),
                  alerts=(AlertCheck("AerostatNoTraffic", "30m", (Firing(aerostat),)),)),

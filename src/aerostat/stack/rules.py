@@ -208,6 +208,82 @@ def _any_heartbeat(template: str) -> str:
     return "\n  or ".join(template.format(component.heartbeat) for component in COMPONENTS)
 
 
+# a DAG is late once its latest success is older than its period plus
+# half of it (a run ends some time after the interval it covers) plus this
+DAG_LATE_GRACE = "600"
+
+
+def _api_alerts() -> list[AlertRule]:
+    """Alerts on the state aerostat reads from Airflow's REST API
+    (``--airflow.api-url``): they need no StatsD traffic, and stay empty
+    without the source."""
+    return [
+        AlertRule(
+            "AirflowDagLate",
+            "(time() - airflow_dag_last_success_timestamp_seconds)\n"
+            "> on (deployment, dag_id)\n"
+            f"(airflow_dag_interval_seconds * 1.5 + {DAG_LATE_GRACE})\n"
+            "and on (deployment, dag_id)\n"
+            "(airflow_dag_paused == 0)",
+            "5m", "warning",
+            "DAG {{ $labels.dag_id }} of deployment {{ or $labels.deployment `default` }} "
+            "has not succeeded for {{ $value | humanizeDuration }}",
+            "The latest successful run of DAG {{ $labels.dag_id }} in deployment "
+            "{{ or $labels.deployment `default` }} ended {{ $value | humanizeDuration }} ago, "
+            "longer than its schedule's period and a half plus 10 minutes: the data it "
+            "produces is stale.",
+            "Open the DAG in the Airflow UI: its latest runs failed, are still running or "
+            "queued (max_active_runs, pools), or the scheduler creates none (paused by "
+            "max_consecutive_failed_dag_runs, scheduler down).",
+        ),
+        AlertRule(
+            "AirflowDagRunFailed",
+            "max by (deployment, dag_id) (airflow_dag_last_run_state{state=\"failed\"}) == 1",
+            None, "warning",
+            "The latest run of DAG {{ $labels.dag_id }} of deployment "
+            "{{ or $labels.deployment `default` }} failed",
+            "The latest finished run of DAG {{ $labels.dag_id }} in deployment "
+            "{{ or $labels.deployment `default` }} failed, as Airflow's REST API reports. The "
+            "alert clears when a later run succeeds.",
+            "Open the failed run in the Airflow UI: the first failed task's log says why; "
+            "clear the run once the cause is fixed.",
+        ),
+        AlertRule(
+            "AirflowDagFileImportError",
+            "max by (deployment, bundle, file) (airflow_dag_import_errors) > 0",
+            "5m", "warning",
+            "DAG file {{ $labels.file }} of deployment {{ or $labels.deployment `default` }} "
+            "fails to import",
+            "Airflow's REST API reports an import error for {{ $labels.file }} (bundle "
+            "{{ $labels.bundle }}) in deployment {{ or $labels.deployment `default` }}: the "
+            "DAGs it defines are missing or stay at their last good version.",
+            "Read the error in the Airflow UI (DAGs, import errors) or with `airflow dags "
+            "list-import-errors`, and fix the file.",
+        ),
+        AlertRule(
+            "AirflowComponentUnhealthy",
+            "max by (deployment, component) (airflow_component_healthy) == 0\n"
+            "and on (deployment, component)\n"
+            "(\n"
+            "  max by (deployment, component) "
+            "(airflow_component_last_heartbeat_timestamp_seconds)\n"
+            "  or max by (deployment, component) "
+            "(airflow_component_healthy{component=\"metadatabase\"})\n"
+            ")",
+            "2m", "critical",
+            "Airflow reports its {{ $labels.component }} of deployment "
+            "{{ or $labels.deployment `default` }} unhealthy",
+            "Airflow's health endpoint reports the {{ $labels.component }} of deployment "
+            "{{ or $labels.deployment `default` }} unhealthy: for a scheduler, triggerer or DAG "
+            "processor, none has written a heartbeat to the metadata database recently. "
+            "(A component that never ran, such as a triggerer the deployment does not use, "
+            "is not reported.)",
+            "Check that component's processes (pods) and logs, and the metadata database; "
+            "the heartbeat alerts of the same component say which process stopped.",
+        ),
+    ]
+
+
 def airflow_alerts() -> tuple[AlertRule, ...]:
     alerts = [alert for component in COMPONENTS for alert in _component_alerts(component)]
     alerts += [
@@ -249,7 +325,11 @@ def airflow_alerts() -> tuple[AlertRule, ...]:
         ),
         AlertRule(
             "AirflowDagImportErrors",
-            "sum by (deployment) (airflow_dag_processing_import_errors) > 0",
+            # where aerostat reads the deployment's REST API, the per-file
+            # alert below says the same with the file's name
+            "sum by (deployment) (airflow_dag_processing_import_errors) > 0\n"
+            "unless on (deployment)\n"
+            "(aerostat_airflow_api_up == 1)",
             "5m", "warning",
             "{{ $value }} DAG import errors in deployment {{ or $labels.deployment `default` }}",
             "{{ $value }} DAG files of deployment "
@@ -260,6 +340,7 @@ def airflow_alerts() -> tuple[AlertRule, ...]:
             "fix the files. On Airflow 3.0.x a count without errors in the UI is a false "
             "report after callback-only parsing (apache/airflow#60928).",
         ),
+        *_api_alerts(),
         AlertRule(
             "AirflowTaskFailureRatioHigh",
             "deployment:airflow_ti_failure_ratio:rate15m > 0.1\n"
@@ -379,6 +460,20 @@ def aerostat_alerts() -> tuple[AlertRule, ...]:
             "Look for a label with unbounded values (`topk(10, count by (__name__) "
             "({__name__=~\"airflow_.+\"}))`); raise --statsd.max-series, or let idle series "
             "expire with --statsd.ttl.",
+        ),
+        AlertRule(
+            "AerostatAirflowApiDown",
+            'max by (job, instance, deployment) (aerostat_airflow_api_up{job="aerostat"}) == 0',
+            "5m", "warning",
+            "aerostat cannot read the REST API of deployment "
+            "{{ or $labels.deployment `default` }}",
+            "aerostat at {{ $labels.instance }} has failed to poll the REST API of deployment "
+            "{{ or $labels.deployment `default` }} for 5 minutes: DAG freshness, runs, "
+            "pools, import errors and health show their last good state (its age is "
+            "time() - aerostat_airflow_api_last_success_timestamp_seconds), and task outcomes "
+            "StatsD misses are not added.",
+            "aerostat's log names the reason and what to do (once, when polls start "
+            "failing); `aerostat_airflow_api_errors_total` counts them by reason.",
         ),
         AlertRule(
             "AerostatNoTraffic",

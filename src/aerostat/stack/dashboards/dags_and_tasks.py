@@ -13,6 +13,7 @@ from aerostat.stack.dashboards.common import (
 )
 from aerostat.stack.grafana import (
     DashboardSpec,
+    Panel,
     Row,
     Target,
     Variable,
@@ -24,6 +25,57 @@ from aerostat.stack.grafana import (
     timeseries_panel,
 )
 
+# what these panels show, aerostat reads from Airflow's REST API
+FROM_THE_API = " Needs aerostat's REST-API source (--airflow.api-url)."
+
+
+def _freshness() -> list[Panel]:
+    def latest(metric: str, *matchers: str) -> str:
+        return f"max by (deployment, dag_id) ({select(metric, IN_DAG, *matchers)}) * 1000"
+
+    ended = select("airflow_dag_last_run_end_timestamp_seconds", IN_DAG)
+    failed = select("airflow_dag_last_run_state", IN_DAG, 'state="failed"')
+    return [
+        table_panel(
+            "DAG freshness",
+            "Per DAG: when its latest successful run ended, when its latest run (success or "
+            "failure) ended, and when the scheduler will create its next run. A last success "
+            "older than the DAG's period: its data is stale (the AirflowDagLate alert "
+            "follows). A next run in the past: the scheduler is behind or the DAG is held "
+            "back (max_active_runs, paused)." + FROM_THE_API,
+            [("last success", Target(latest("airflow_dag_last_success_timestamp_seconds"))),
+             ("latest run ended", Target(latest("airflow_dag_last_run_end_timestamp_seconds"))),
+             ("next run", Target(latest("airflow_dag_next_run_timestamp_seconds")))],
+            unit="dateTimeFromNow", width=14,
+        ),
+        table_panel(
+            "DAGs whose latest run failed",
+            "DAGs whose latest finished run failed, and when it ended. A DAG leaves the "
+            "table when a later run succeeds." + FROM_THE_API,
+            [("failed run ended", Target(
+                f"max by (deployment, dag_id) ({ended} and on (deployment, dag_id) "
+                f"({failed} == 1)) * 1000"))],
+            unit="dateTimeFromNow", width=10,
+        ),
+        timeseries_panel(
+            "DAG runs queued and running",
+            "DAG runs queued and running now, per state, as the database has them. Queued "
+            "runs piling up: max_active_runs, or the scheduler cannot keep up." + FROM_THE_API,
+            [Target(f"sum by (deployment, state) ({select('airflow_dag_runs', IN_DAG)})",
+                    "{{deployment}} {{state}}")],
+            width=12,
+        ),
+        table_panel(
+            "Import errors per file",
+            "DAG files that fail to import now, per bundle: the DAGs they define are "
+            "missing or stay at their last good version. The error itself is in the Airflow "
+            "UI." + FROM_THE_API,
+            [("errors", Target(
+                f"max by (deployment, bundle, file) ({select('airflow_dag_import_errors')})"))],
+            width=12,
+        ),
+    ]
+
 
 def dags_and_tasks() -> DashboardSpec:
     in_dag_task = (IN_DAG, IN_TASK)
@@ -32,6 +84,7 @@ def dags_and_tasks() -> DashboardSpec:
         "Per DAG and task: outcomes, durations, retries, and the delays before they run. "
         "Pick DAGs and tasks in the variables to drill down.",
         [
+            Row("Freshness (from Airflow's REST API)", _freshness()),
             Row("DAG runs", [
                 timeseries_panel(
                     "DAG runs finished (past hour)",
