@@ -10,6 +10,7 @@ import re
 import pytest
 import yaml
 
+from aerostat.airflow.api import API_METRICS
 from aerostat.airflow.mapping import airflow_mapping, airflow_metrics
 from aerostat.stack import render_stack
 from aerostat.stack.queries import all_queries
@@ -28,6 +29,8 @@ def exported_names() -> set[str]:
     for rule in airflow_mapping().rules:  # the gauges derived at scrape time
         if rule.built_in is not None and rule.built_in.liveness is not None:
             names.update(rule.built_in.liveness[:2])
+    for api_metric in API_METRICS:  # what the REST-API source shows
+        names.update(sample_names(api_metric.name, MetricType(api_metric.type)))
     return names
 
 
