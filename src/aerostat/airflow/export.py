@@ -10,6 +10,7 @@ import yaml
 
 from aerostat import __version__
 from aerostat.airflow import knowledge
+from aerostat.airflow.api import API_METRICS
 from aerostat.airflow.mapping import (
     TWIN_LEGACY,
     TWIN_TAGGED,
@@ -154,5 +155,21 @@ def metrics_markdown() -> str:
             lines.append(
                 f"| `{last_seen}` | gauge | `sender` | one series per process (`sender`) | "
                 f"{beat} | When the process last sent a heartbeat, Unix seconds |")
+    lines += [
+        "",
+        "## From Airflow's REST API",
+        "",
+        "With `--airflow.api-url` (docs/airflow.md, \"Airflow's REST API\"), aerostat "
+        "also shows the state it polls from each deployment's API, with the same "
+        "`deployment` label, and how its polls fare. `airflow_ti_finish_total` above is "
+        "then topped up to Airflow's own count of finished tries.",
+        "",
+        "| metric | type | labels | meaning |",
+        "| --- | --- | --- | --- |",
+    ]
+    for api_metric in API_METRICS:
+        shown = ", ".join(f"`{label}`" for label in ("deployment", *api_metric.labels))
+        lines.append(f"| `{api_metric.name}` | {api_metric.type} | {shown} | "
+                     f"{api_metric.help.replace('|', '/')} |")
     lines.append("")
     return "\n".join(lines)

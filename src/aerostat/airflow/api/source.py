@@ -59,6 +59,8 @@ CURSOR_OVERLAP = 5.0
 DAG_LIST_EVERY = 300.0
 # requests one poll may make; what is left over waits for the next poll
 REQUEST_BUDGET = 40
+# pages of the deployment's latest finished runs read at the first poll
+RECENT_PAGES = 10
 # a failing API is asked again after 5 s, 10 s, 20 s ... up to this long
 # (or the poll interval, if longer)
 MAX_BACKOFF = 60.0
@@ -87,6 +89,7 @@ class Cursors:
     tries_until: float  # task instances ended before this are counted
     runs_until: float
     dags_read: float = float("-inf")
+    recent_read: bool = False  # the deployment's latest finished runs, at the first poll
     bootstrapped: set[str] = field(default_factory=set)  # DAGs whose history was read
 
 
@@ -129,6 +132,17 @@ class Poller:
             end_date_gte=_iso(cursors.runs_until - CURSOR_OVERLAP), end_date_lte=_iso(now)))
         latest, last_success = fold_finished_runs(latest, last_success, ended)
         cursors.runs_until = now
+        if not cursors.recent_read:
+            # the latest finished runs of the whole deployment first: a few
+            # pages cover every DAG that runs often; the others are asked
+            # one by one below
+            recent = [item for page in self._pages(
+                "/dags/~/dagRuns", "dag_runs",
+                {"state": ["success", "failed"], "order_by": "-end_date"},
+                max_pages=RECENT_PAGES) for item in page]
+            latest, last_success = fold_finished_runs(latest, last_success, recent)
+            cursors.bootstrapped |= set(latest) & set(last_success)
+            cursors.recent_read = True
         for dag_id in sorted(set(dags) - cursors.bootstrapped):
             if self._spent + 2 > self.budget:
                 break
@@ -172,10 +186,11 @@ class Poller:
         for page in self._pages(path, key, query):
             yield from page
 
-    def _pages(self, path: str, key: str, query: Mapping[str, object]
+    def _pages(self, path: str, key: str, query: Mapping[str, object], max_pages: int = 0
                ) -> Iterator[list[Mapping[str, Any]]]:
-        offset = 0
-        while True:
+        offset = pages = 0
+        while not max_pages or pages < max_pages:
+            pages += 1
             page = self._get(path, **query, limit=PAGE_LIMIT, offset=offset)
             items = items_of(page, key)
             yield items
