@@ -218,6 +218,7 @@ def _serve(args: argparse.Namespace) -> int:
     logs.configure(args.log_level, args.log_format)
     if args.check_config:
         config = load_config(args.mapping_config)
+        _built_in(args)  # the Airflow flags too: their files, URLs and names
         log.info("Configuration check successful", extra={"fields": {
             "mappings": len(config.rules)}})
         return 0

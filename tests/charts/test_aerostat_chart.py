@@ -202,3 +202,83 @@ def test_mistakes_are_named_before_reaching_the_cluster(
 ) -> None:
     with pytest.raises(ChartError, match=named):
         install(helm, values)
+
+
+API = {"url": "http://airflow-api-server.airflow-etl.svc:8080", "username": "aerostat",
+       "existingSecret": "airflow-api"}
+
+
+def api_volume(release: Release) -> dict[str, Any]:
+    (volume,) = [v for v in release.one("Deployment")["spec"]["template"]["spec"]["volumes"]
+                 if "secret" in v]
+    return volume
+
+
+def test_the_rest_api_is_polled_with_a_password_from_a_secret(helm: Engine) -> None:
+    release = install(helm, {"airflowApi": API, "mapping": MAPPING})
+    args = container(release)["args"]
+    assert f"--airflow.api-url={API['url']}" in args
+    assert "--airflow.api-username=aerostat" in args
+    (flag,) = [arg for arg in args if arg.startswith("--airflow.api-password-file=")]
+    path = Path(flag.partition("=")[2])
+    volume = api_volume(release)
+    assert volume["secret"]["secretName"] == "airflow-api"
+    assert volume["secret"]["items"] == [{"key": "password", "path": path.name}]
+    mounts = {m["name"]: m["mountPath"] for m in container(release)["volumeMounts"]}
+    assert mounts[volume["name"]] == str(path.parent)
+    # beside the mapping's mount, not inside it
+    assert not str(path.parent).startswith(mounts["mapping"])
+    # nothing secret in the manifests: no Secret of the chart's, no env
+    assert release.of_kind("Secret") == []
+    assert "env" not in container(release)
+
+
+def test_a_token_and_a_ca_instead_of_a_password(helm: Engine) -> None:
+    values = {**API, "username": "", "tokenKey": "token", "caKey": "ca.pem"}
+    release = install(helm, {"airflowApi": values})
+    args = container(release)["args"]
+    assert not any(arg.startswith(("--airflow.api-username", "--airflow.api-password"))
+                   for arg in args)
+    assert any(arg.startswith("--airflow.api-token-file=") for arg in args)
+    assert any(arg.startswith("--airflow.api-ca-file=") for arg in args)
+    assert api_volume(release)["secret"]["items"] == [
+        {"key": "token", "path": "token"}, {"key": "ca.pem", "path": "ca.crt"}]
+
+
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        pytest.param({**API, "existingSecret": ""}, "existingSecret", id="no-secret"),
+        pytest.param({**API, "username": ""}, "airflowApi", id="no-user-nor-token"),
+        pytest.param({**API, "url": "airflow:8080"}, "/airflowApi/url", id="not-a-url"),
+        pytest.param({**API, "password": "hunter2"}, "password", id="password-in-values"),
+    ],
+)
+def test_rest_api_mistakes_are_named_before_reaching_the_cluster(
+    helm: Engine, values: dict[str, Any], named: str
+) -> None:
+    with pytest.raises(ChartError, match=named):
+        install(helm, {"airflowApi": values})
+
+
+def test_aerostat_accepts_the_rendered_rest_api_flags(helm: Engine, tmp_path: Path) -> None:
+    """The rendered --airflow.api-* flags, with the Secret's file where they
+    point, pass aerostat's own --check-config."""
+    release = install(helm, {"airflowApi": API})
+    args = container(release)["args"]
+    (flag,) = [arg for arg in args if arg.startswith("--airflow.api-password-file=")]
+    secret = tmp_path / "password"
+    secret.write_text("hunter2\n")
+    args = [arg.replace(flag.partition("=")[2], str(secret)) for arg in args]
+    checked = subprocess.run(
+        [sys.executable, "-m", "aerostat.cli", *args, "--check-config"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert checked.returncode == 0, checked.stderr
+    # and without the file, --check-config names the flag
+    missing = [arg.replace(str(secret), str(tmp_path / "gone")) for arg in args]
+    refused = subprocess.run(
+        [sys.executable, "-m", "aerostat.cli", *missing, "--check-config"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert refused.returncode == 1 and "--airflow.api-password-file" in refused.stderr
