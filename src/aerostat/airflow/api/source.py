@@ -7,8 +7,9 @@ task outcomes StatsD never carried top up ``airflow_ti_finish_total``.
 A poll is cheap after the first: the health report, pools, import errors,
 the runs queued or running, and the runs and task instances that ended
 since the last poll (cursors on their end dates, paged), plus the DAG list
-every few minutes. The first polls also read each DAG's latest success,
-a few DAGs per poll within a request budget."""
+every few minutes. The first poll also reads each DAG's latest success
+(those of DAGs that run often from the deployment's latest runs, the
+others one by one), within a larger budget."""
 
 from __future__ import annotations
 
@@ -61,6 +62,9 @@ DAG_LIST_EVERY = 300.0
 REQUEST_BUDGET = 40
 # pages of the deployment's latest finished runs read at the first poll
 RECENT_PAGES = 10
+# the first poll may ask this many times the budget, one request per DAG
+# the pages did not cover: a deployment of 1,000 DAGs is known after it
+FIRST_POLL_BUDGET_FACTOR = 25
 # a failing API is asked again after 5 s, 10 s, 20 s ... up to this long
 # (or the poll interval, if longer)
 MAX_BACKOFF = 60.0
@@ -132,7 +136,8 @@ class Poller:
             end_date_gte=_iso(cursors.runs_until - CURSOR_OVERLAP), end_date_lte=_iso(now)))
         latest, last_success = fold_finished_runs(latest, last_success, ended)
         cursors.runs_until = now
-        if not cursors.recent_read:
+        first = not cursors.recent_read
+        if first:
             # the latest finished runs of the whole deployment first: a few
             # pages cover every DAG that runs often; the others are asked
             # one by one below
@@ -143,14 +148,19 @@ class Poller:
             latest, last_success = fold_finished_runs(latest, last_success, recent)
             cursors.bootstrapped |= set(latest) & set(last_success)
             cursors.recent_read = True
+        # then each DAG the pages did not cover: its latest finished run,
+        # and if that failed, its latest success (one request, or two)
+        budget = self.budget * (FIRST_POLL_BUDGET_FACTOR if first else 1)
         for dag_id in sorted(set(dags) - cursors.bootstrapped):
-            if self._spent + 2 > self.budget:
+            if self._spent + 2 > budget:
                 break
-            for state in ("success", "failed"):
-                page = self._get(f"/dags/{urllib.parse.quote(dag_id, safe='')}/dagRuns",
-                                 state=state, order_by="-end_date", limit=1)
+            runs = f"/dags/{urllib.parse.quote(dag_id, safe='')}/dagRuns"
+            for states in (["success", "failed"], ["success"]):
+                page = self._get(runs, state=states, order_by="-end_date", limit=1)
                 latest, last_success = fold_finished_runs(
                     latest, last_success, items_of(page, "dag_runs"))
+                if dag_id not in latest or dag_id in last_success:
+                    break
             cursors.bootstrapped.add(dag_id)
         outcomes: Counter[Outcome] = Counter()
         cutoff = now - self.settle
