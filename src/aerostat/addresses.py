@@ -1,8 +1,10 @@
-"""``host:port`` flags as statsd_exporter takes them (``:9125``, ``[::1]:9125``)."""
+"""``host:port`` flags as statsd_exporter takes them (``:9125``, ``[::1]:9125``),
+and URLs made fit to show."""
 
 from __future__ import annotations
 
 import socket
+import urllib.parse
 
 from aerostat.errors import AerostatError
 
@@ -28,3 +30,21 @@ def parse_address(text: str, flag: str) -> tuple[socket.AddressFamily, str, int]
     if ":" in host:
         return socket.AF_INET6, host, port
     return socket.AF_INET, host, port
+
+
+def redact_url(url: str) -> str:
+    """The URL without the credentials in it: a user and password (or a
+    token in the user's place) become ``***``."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "(a URL that does not parse)"
+    if "@" not in parts.netloc:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if port is not None:
+        host = f"{host}:{port}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"***@{host}"))

@@ -15,7 +15,7 @@ from aerostat.events import Reason
 from aerostat.expose.exposition import render_store
 from aerostat.expose.telemetry import TelemetryCollector
 from aerostat.frontend import BuiltIn, build_mapper
-from aerostat.mapper import MappingConfig, Rule
+from aerostat.mapper import MappingConfig, Rule, describe_rule
 from aerostat.parse import Dialects, parse_line
 from aerostat.pipeline import DROPPED, DROPPED_TWIN, Pipeline
 from aerostat.store import Store
@@ -76,11 +76,7 @@ class LineExplainer:
 
 
 def _rule_text(rule: Rule | None) -> str | None:
-    if rule is None:
-        return None
-    if rule.built_in is not None and rule.line == 0:
-        return f"{rule.match} (built-in Airflow mapping: {rule.built_in.origin})"
-    return f"{rule.match} (mapping {rule.index + 1}, line {rule.line})"
+    return None if rule is None else describe_rule(rule)
 
 
 def describe(report: dict[str, Any]) -> str:

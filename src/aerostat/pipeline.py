@@ -21,7 +21,7 @@ from aerostat.events import EVENT_ERRORS, Event, Kind, Reason
 from aerostat.framing import split_lines
 from aerostat.frontend import Frontend, Resolution
 from aerostat.logs import RateLimited
-from aerostat.mapper import Action, Mapper, ObserverType, SenderPolicy
+from aerostat.mapper import Action, Mapper, ObserverType, SenderPolicy, describe_rule
 from aerostat.names import escape_metric_name
 from aerostat.parse import Dialects, parse_line
 from aerostat.parse.tags import split_name_tags
@@ -572,6 +572,8 @@ class Pipeline:
         rescaled = False
         groups = None
         admitted = False
+        # the name as sent (a deployment prefix still in it), for the tallies
+        sent_name = event.name
         if frontend is not None:
             prepared = frontend.prepare(event)
             # a value the frontend corrected cannot be cached by its bytes
@@ -580,10 +582,21 @@ class Pipeline:
         resolution = resolve(event, self.mapper, sender, self.limits)
         if rescaled:
             resolution = resolution._replace(cacheable=False)
+        # The name tallies (status page) are fed here, on the slow path
+        # only: a line the cache knows never comes back here, so a count is
+        # how many times a line of that name was resolved (its first time,
+        # and again each time the cache forgot it: a reload, an eviction, an
+        # expired series), not how many lines came. perf: a tally per cached
+        # line would cost every line of the hot loop; the exact totals are
+        # the counters (statsd_exporter_events_unmapped_total and
+        # statsd_exporter_events_actions_total{action="drop"}).
         if resolution.rule is None:
             telemetry.events_unmapped += weight
+            if weight:  # a frontend's zero events are not traffic
+                telemetry.unmapped_names.add(sent_name, "", now)
         elif resolution.dropped:
             telemetry.actions[Action.DROP.value] += weight
+            telemetry.dropped_names.add(sent_name, describe_rule(resolution.rule), now)
             return Outcome(_DROP, None, resolution, refusal=DROPPED)
         elif frontend is not None and resolution.rule.built_in is not None:
             verdict = frontend.admit(resolution)
@@ -592,6 +605,9 @@ class Pipeline:
                 self.apply(zero, now)
             if not verdict.keep:
                 telemetry.actions[Action.DROP.value] += weight
+                if weight:
+                    why = f"twin of a name counted instead: {describe_rule(resolution.rule)}"
+                    telemetry.dropped_names.add(sent_name, why, now)
                 return Outcome(_DROP, None, resolution._replace(cacheable=verdict.cacheable),
                                refusal=DROPPED_TWIN)
             if not verdict.cacheable:

@@ -20,11 +20,24 @@ from collections.abc import Callable, Hashable
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
+from aerostat import __version__
+from aerostat.addresses import redact_url
 from aerostat.counters import Telemetry
 from aerostat.errors import AerostatError
 from aerostat.expose.http import Endpoints, HttpServer
 from aerostat.expose.losses import LossReporter
 from aerostat.expose.scrapes import Scrapes
+from aerostat.expose.status import (
+    NAME_ROWS,
+    Limits,
+    MappingState,
+    Rates,
+    Status,
+    gather_flows,
+    gather_names,
+    gather_processes,
+    traffic_counts,
+)
 from aerostat.expose.telemetry import TelemetryCollector, Vitals
 from aerostat.frontend import build_mapper
 from aerostat.logs import RateLimited
@@ -76,9 +89,16 @@ class Server:
     def __init__(self, options: ServerOptions) -> None:
         self.options = options
         self.telemetry = Telemetry()
-        self.mapper = build_mapper(
-            load_config(options.mapping_config), options.built_in, options.cache_size)
+        config = load_config(options.mapping_config)
+        self.mapper = build_mapper(config, options.built_in, options.cache_size)
         self.telemetry.loaded_mappings = len(self.mapper.rules)
+        # for the status page: the mapping's story, the rates' ring, links
+        # to the rest of a stack (set_links)
+        self._started = time.monotonic()
+        self._mapping_loaded = (time.time(), len(config.rules))
+        self._reload_failure: tuple[str, float] | None = None
+        self.rates = Rates()
+        self.links: tuple[tuple[str, str], ...] = ()
         self.store = Store(max_series=options.max_series, max_bytes=options.max_series_bytes)
         self.store.hold = FirstValueHold(options.new_series_hold, time.monotonic())
         self.pipeline = Pipeline(
@@ -144,6 +164,7 @@ class Server:
                     enable_lifecycle=options.enable_lifecycle,
                     refused=self._count_http_refusal,
                     healthy=self._loop_is_turning,
+                    status=self.request_status,
                 ),
                 max_connections=options.web_max_connections,
                 idle_timeout=options.web_idle_timeout,
@@ -264,6 +285,7 @@ class Server:
         for source in self.sources:
             source.tick(now)
         self.losses.tick(now)
+        self.rates.tick(now, traffic_counts(self.telemetry))
 
     def _loop_is_turning(self) -> bool:
         """False when the event loop is stuck: a liveness probe should see a
@@ -316,8 +338,11 @@ class Server:
             config = load_config(self.options.mapping_config)
         except AerostatError as error:
             self.telemetry.config_reloads["failure"] += 1
+            self._reload_failure = (str(error), time.time())
             log.error("Error reloading config: %s", error)
             return str(error)
+        self._mapping_loaded = (time.time(), len(config.rules))
+        self._reload_failure = None
         self.mapper = build_mapper(config, self.options.built_in, self.options.cache_size)
         self.pipeline.set_mapper(self.mapper)
         self.telemetry.loaded_mappings = len(self.mapper.rules)
@@ -337,6 +362,58 @@ class Server:
         outcome: list[str | None] = []
         self._call_in_loop(lambda: outcome.append(self.reload()))
         return outcome[0]
+
+    # -- the status page ------------------------------------------------------------
+
+    def set_links(self, links: dict[str, str]) -> None:
+        """Links the status page shows beside its own (name → URL): the
+        Prometheus and Grafana that ``aerostat up`` started. Credentials in
+        a URL are taken out here, before anything can show them."""
+        self.links = tuple((name, redact_url(url)) for name, url in links.items())
+
+    def status(self) -> Status:
+        """The status page's figures. Call on the event loop (it reads the
+        store and the counters' dicts, which the loop changes)."""
+        now, wall = time.monotonic(), time.time()
+        offset = wall - now
+        telemetry, store = self.telemetry, self.store
+        counts = traffic_counts(telemetry)
+        traffic, losses = gather_flows(counts, self.rates.per_second(now, counts))
+        unmapped, dropped = telemetry.unmapped_names, telemetry.dropped_names
+        loaded_at, file_rules = self._mapping_loaded
+        failure = self._reload_failure
+        return Status(
+            version=__version__,
+            generated_at=wall,
+            uptime=now - self._started,
+            telemetry_path=self.options.telemetry_path,
+            senders_known=self.pipeline.needs_senders,
+            deployments=gather_processes(store, now, offset),
+            traffic=traffic,
+            losses=losses,
+            unmapped=gather_names(unmapped.top(NAME_ROWS), counts["unmapped"], unmapped.total,
+                                  unmapped.slots, offset),
+            dropped=gather_names(dropped.top(NAME_ROWS), counts["dropped"], dropped.total,
+                                 dropped.slots, offset),
+            limits=Limits(store.series_count, store.max_series, store.bytes, store.max_bytes,
+                          telemetry.series_refused.get("series", 0),
+                          telemetry.series_refused.get("bytes", 0)),
+            mapping=MappingState(
+                path=self.options.mapping_config, loaded_at=loaded_at,
+                rules=len(self.mapper.rules), file_rules=file_rules,
+                reloads=telemetry.config_reloads.get("success", 0),
+                reload_failures=telemetry.config_reloads.get("failure", 0),
+                last_failure=None if failure is None else failure[0],
+                last_failure_at=None if failure is None else failure[1],
+            ),
+            links=self.links,
+        )
+
+    def request_status(self) -> Status:
+        """``status()`` from any thread: gathered on the loop, as a reload."""
+        found: list[Status] = []
+        self._call_in_loop(lambda: found.append(self.status()))
+        return found[0]
 
     def stop(self) -> None:
         """Asks the loop to finish: it drains what the sockets hold, then closes."""

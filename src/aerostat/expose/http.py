@@ -1,4 +1,5 @@
-"""HTTP endpoints: the metrics path, health, readiness, lifecycle, landing page.
+"""HTTP endpoints: the metrics path, health, readiness, lifecycle, and the
+status page at ``/`` with its JSON twin (status.py).
 
 Served from threads, at most --web.max-connections at once; a scrape is
 handed to the event loop, which renders it between reads (scrapes.py), and
@@ -19,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from aerostat.addresses import parse_address
 from aerostat.errors import AerostatError
+from aerostat.expose.status import STATUS_JSON_PATH, Status, render_html, render_json
 
 log = logging.getLogger("aerostat.http")
 
@@ -34,6 +36,8 @@ class Endpoints:
     enable_lifecycle: bool
     refused: Callable[[], None] = lambda: None  # a connection closed at the cap
     healthy: Callable[[], bool] = lambda: True  # is the event loop coming round?
+    # the status page's figures, gathered on the event loop; None: a bare page
+    status: Callable[[], Status] | None = None
 
 
 def _weights(header: str) -> dict[str, float]:
@@ -112,7 +116,14 @@ class _Handler(BaseHTTPRequestHandler):
         elif path in ("/-/reload", "/-/quit"):
             self._reply(405, b"Use POST or PUT.\n")
         elif path == "/":
-            self._reply(200, _landing_page(endpoints.telemetry_path), "text/html; charset=utf-8")
+            if endpoints.status is None:
+                body = _landing_page(endpoints.telemetry_path)
+            else:
+                body = render_html(endpoints.status()).encode("utf-8")
+            self._reply(200, body, "text/html; charset=utf-8", compress=True)
+        elif path == STATUS_JSON_PATH and endpoints.status is not None:
+            self._reply(200, render_json(endpoints.status()).encode("utf-8"),
+                        "application/json", compress=True)
         else:
             self._reply(404, b"Not found.\n")
 

@@ -19,6 +19,7 @@ from aerostat.mapper.rules import (
     Rule,
     SenderPolicy,
     SummaryOptions,
+    describe_rule,
 )
 from aerostat.mapper.yamlnodes import parse_duration
 
@@ -36,6 +37,7 @@ __all__ = [
     "Rule",
     "SenderPolicy",
     "SummaryOptions",
+    "describe_rule",
     "load_mapping_config",
     "parse_duration",
     "parse_mapping_config",

@@ -154,6 +154,13 @@ class BuiltInRule:
     liveness: tuple[str, str, float] | None = None
 
 
+def describe_rule(rule: Rule) -> str:
+    """Where a rule comes from, as ``aerostat map`` and the status page say it."""
+    if rule.built_in is not None and rule.line == 0:
+        return f"{rule.match} (built-in Airflow mapping: {rule.built_in.origin})"
+    return f"{rule.match} (mapping {rule.index + 1}, line {rule.line})"
+
+
 @dataclass(frozen=True, slots=True)
 class MappingConfig:
     defaults: Defaults
