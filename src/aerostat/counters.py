@@ -3,7 +3,7 @@ source bumps them (perf: about 30 ns against about 260 ns for
 prometheus_client's ``Counter.inc``), and expose/telemetry.py turns them
 into statsd_exporter's metrics at scrape time. Beside them, two bounded
 tallies of names (``TopNames``) for the status page: which names fell
-through the mapping, and which a rule dropped."""
+through the mapping, which a rule dropped, and which were dropped as twins."""
 
 from __future__ import annotations
 
@@ -112,4 +112,5 @@ class Telemetry:
         self.internal_errors = 0
         # names recorded on the pipeline's slow path only (see Pipeline.apply)
         self.unmapped_names = TopNames()
-        self.dropped_names = TopNames()
+        self.dropped_names = TopNames()  # by a rule
+        self.twin_names = TopNames()  # by a frontend: the same event under another name

@@ -606,8 +606,8 @@ class Pipeline:
             if not verdict.keep:
                 telemetry.actions[Action.DROP.value] += weight
                 if weight:
-                    why = f"twin of a name counted instead: {describe_rule(resolution.rule)}"
-                    telemetry.dropped_names.add(sent_name, why, now)
+                    built_in = resolution.rule.built_in
+                    telemetry.twin_names.add(sent_name, built_in.origin, now)
                 return Outcome(_DROP, None, resolution._replace(cacheable=verdict.cacheable),
                                refusal=DROPPED_TWIN)
             if not verdict.cacheable:

@@ -379,7 +379,8 @@ class Server:
         telemetry, store = self.telemetry, self.store
         counts = traffic_counts(telemetry)
         traffic, losses = gather_flows(counts, self.rates.per_second(now, counts))
-        unmapped, dropped = telemetry.unmapped_names, telemetry.dropped_names
+        unmapped, dropped, twins = (telemetry.unmapped_names, telemetry.dropped_names,
+                                    telemetry.twin_names)
         loaded_at, file_rules = self._mapping_loaded
         failure = self._reload_failure
         return Status(
@@ -395,6 +396,8 @@ class Server:
                                   unmapped.slots, offset),
             dropped=gather_names(dropped.top(NAME_ROWS), counts["dropped"], dropped.total,
                                  dropped.slots, offset),
+            twins=gather_names(twins.top(NAME_ROWS), None, twins.total,
+                               twins.slots, offset),
             limits=Limits(store.series_count, store.max_series, store.bytes, store.max_bytes,
                           telemetry.series_refused.get("series", 0),
                           telemetry.series_refused.get("bytes", 0)),

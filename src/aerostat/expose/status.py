@@ -108,15 +108,22 @@ class Rates:
                    windows: Iterable[int] = WINDOWS) -> dict[str, dict[str, float | None]]:
         """key → window ("10s") → rate, from the oldest snapshot inside the
         window to ``counts`` now; None while the ring has no snapshot a
-        second old (the first tick)."""
+        second old (the first tick), or, for the longer windows, while it
+        does not reach back over the whole window."""
         bases: dict[str, tuple[float, dict[str, float]] | None] = {}
-        for window in windows:
+        oldest = self._ring[0][0] if self._ring else now
+        for rank, window in enumerate(sorted(windows)):
             base = None
             for when, snapshot in self._ring:
                 if when >= now - window - 0.5:
                     base = (when, snapshot)
                     break
             if base is not None and now - base[0] < 0.5:
+                base = None
+            # a window the ring does not reach back over yet (a server up for
+            # less) says nothing rather than repeat a shorter one; the
+            # shortest window shows what there is
+            if rank and oldest > now - window + 1.5:
                 base = None
             bases[f"{window}s"] = base
         rates: dict[str, dict[str, float | None]] = {}
@@ -174,10 +181,12 @@ class NameRow:
 
 @dataclass(frozen=True, slots=True)
 class Names:
-    """A TopNames, as shown: ``events`` is the exact counter (every line,
-    cached or not), ``resolved`` what reached the slow path."""
+    """A TopNames, as shown: ``events`` is the exact counter of its kind
+    (every line, cached or not; None for twins, which share the drop
+    counter with the rules' drops), ``resolved`` what reached the slow
+    path, ``rows`` the names with the most resolutions."""
 
-    events: float
+    events: float | None
     resolved: int
     slots: int
     rows: tuple[NameRow, ...]
@@ -216,7 +225,8 @@ class Status:
     traffic: tuple[Flow, ...]
     losses: tuple[Flow, ...]
     unmapped: Names
-    dropped: Names
+    dropped: Names  # by a rule of the mapping
+    twins: Names  # by a frontend: the same event, counted under its other name
     limits: Limits
     mapping: MappingState
     links: tuple[tuple[str, str], ...]  # (name, url), credentials already out
@@ -275,7 +285,7 @@ def gather_flows(counts: Mapping[str, float], rates: Mapping[str, dict[str, floa
     return traffic, tuple(losses)
 
 
-def gather_names(tallies: Iterable[tuple[str, NameTally]], events: float, resolved: int,
+def gather_names(tallies: Iterable[tuple[str, NameTally]], events: float | None, resolved: int,
                  slots: int, wall_offset: float) -> Names:
     return Names(events, resolved, slots, tuple(
         NameRow(name, tally.count, tally.error, tally.detail, tally.first_seen + wall_offset)
@@ -322,16 +332,19 @@ def _ago(seconds: float) -> str:
 
 
 def _table(headers: Iterable[str], rows: Iterable[Iterable[str]], table_id: str,
-           numeric_from: int = 1) -> str:
-    """Cells arrive escaped; the columns from ``numeric_from`` align right."""
-    head = "".join(f'<th{" class=n" if i >= numeric_from else ""}>{h}</th>'
-                   for i, h in enumerate(headers))
-    body = "".join(
-        "<tr>" + "".join(f'<td{" class=n" if i >= numeric_from else ""}>{cell}</td>'
-                         for i, cell in enumerate(row)) + "</tr>"
-        for row in rows
-    )
-    return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+           numeric: Iterable[int] = ()) -> str:
+    """Cells arrive escaped; the ``numeric`` columns align right."""
+    right = set(numeric)
+
+    def cell(tag: str, index: int, text: str) -> str:
+        return f'<{tag}{" class=n" if index in right else ""}>{text}</{tag}>'
+
+    headers = list(headers)
+    head = "".join(cell("th", i, h) for i, h in enumerate(headers))
+    thead = f"<thead><tr>{head}</tr></thead>" if any(headers) else ""
+    body = "".join("<tr>" + "".join(cell("td", i, c) for i, c in enumerate(row)) + "</tr>"
+                   for row in rows)
+    return f'<table id="{table_id}">{thead}<tbody>{body}</tbody></table>'
 
 
 def _flows_table(flows: Iterable[Flow], table_id: str) -> str:
@@ -342,7 +355,7 @@ def _flows_table(flows: Iterable[Flow], table_id: str) -> str:
         for flow in flows
     ]
     headers = ["", "total", *(f"/s, last {_window(window)}" for window in WINDOWS)]
-    return _table(headers, rows, table_id)
+    return _table(headers, rows, table_id, numeric=range(1, 2 + len(WINDOWS)))
 
 
 def _window(seconds: int) -> str:
@@ -374,25 +387,26 @@ def _processes(status: Status) -> str:
         alive = sum(p.alive for p in deployment.processes)
         parts.append(f"<p>{alive} of {len(deployment.processes)} alive.</p>")
         parts.append(_table(["role", "sender", "last heartbeat", "state"], rows,
-                            f"processes-{_e(deployment.name) or 'all'}", numeric_from=9))
+                            f"processes-{_e(deployment.name) or 'all'}"))
     return "".join(parts)
 
 
-def _names(names: Names, table_id: str, with_rule: bool) -> str:
+def _names(names: Names, table_id: str, detail: str | None, now: float) -> str:
+    """A name table; ``detail`` heads the column of each row's detail."""
     if not names.rows:
         return '<p class="quiet">None so far.</p>'
-    headers = ["name", "resolved", "first seen"] + (["dropped by"] if with_rule else [])
+    headers = ["name", "resolved", "first seen"] + ([detail] if detail else [])
     rows = []
     for row in names.rows[:NAME_ROWS]:
         count = _number(row.count) + (f" <small>(≤{row.overcount} too many)</small>"
                                       if row.overcount else "")
-        cells = [f"<code>{_e(row.name)}</code>", count, _e(_clock(row.first_seen))]
-        if with_rule:
+        cells = [f"<code>{_e(row.name)}</code>", count,
+                 f'<span title="{_e(_clock(row.first_seen))}">'
+                 f"{_e(_ago(now - row.first_seen))}</span>"]
+        if detail:
             cells.append(f"<code>{_e(row.detail)}</code>")
         rows.append(cells)
-    more = len(names.rows) - NAME_ROWS
-    note = f"<p class=quiet>{more} more names kept in the sketch (JSON).</p>" if more > 0 else ""
-    return _table(headers, rows, table_id, numeric_from=1) + note
+    return _table(headers, rows, table_id, numeric=(1, 2))
 
 
 _STYLE = """
@@ -402,7 +416,8 @@ h2{margin-top:1.6em;border-bottom:1px solid #ccd;font-size:1.2em}
 h3{font-size:1em;margin-bottom:.3em}table{border-collapse:collapse;margin:.4em 0}
 th,td{padding:.2em .7em;border-bottom:1px solid #e4e6ea;text-align:left;vertical-align:top}
 th{background:#f3f4f6}.n{text-align:right;font-variant-numeric:tabular-nums}
-code{font-size:.92em;word-break:break-all}.ok{color:#137333;font-weight:600}
+code{font-size:.92em;overflow-wrap:anywhere}td.n{white-space:nowrap}
+summary{cursor:pointer;margin:.6em 0}.ok{color:#137333;font-weight:600}
 .bad{color:#b3261e;font-weight:600}.quiet{color:#5f6368}nav a{margin-right:1em}
 small{color:#5f6368}
 """
@@ -425,7 +440,8 @@ def render_html(status: Status) -> str:
     mapping_rows = [
         ["file", f"<code>{_e(mapping.path)}</code>" if mapping.path else "none (every name "
          "unmapped unless a built-in mapping matches)"],
-        ["loaded", _e(_clock(mapping.loaded_at))],
+        ["loaded", f"{_e(_clock(mapping.loaded_at))} "
+         f"({_e(_ago(status.generated_at - mapping.loaded_at))})"],
         ["rules", f"{mapping.rules:,} ({mapping.file_rules:,} from the file)"],
         ["reloads", f"{mapping.reloads:,} done, {mapping.reload_failures:,} failed; "
          f"{reload_state}"],
@@ -438,7 +454,8 @@ def render_html(status: Status) -> str:
     ]
     losses = (_flows_table(status.losses, "losses") if status.losses
               else '<p class="quiet">Nothing refused or lost so far.</p>')
-    unmapped, dropped = status.unmapped, status.dropped
+    unmapped, dropped, twins = status.unmapped, status.dropped, status.twins
+    now = status.generated_at
     return "".join([
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>",
         "<meta name=viewport content='width=device-width,initial-scale=1'>",
@@ -456,12 +473,18 @@ def render_html(status: Status) -> str:
         "<h2 id=refused>Refused and lost, by reason</h2>",
         losses,
         "<h2 id=unmapped-names>Unmapped names</h2>",
-        f"<p>{_number(unmapped.events)} events matched no rule; they are exported under "
+        f"<p>{_number(unmapped.events or 0)} events matched no rule; they are exported under "
         "their own names, with the mapping's defaults.</p>",
-        _names(unmapped, "unmapped", with_rule=False),
+        _names(unmapped, "unmapped", None, now),
         "<h2 id=dropped-names>Dropped names</h2>",
-        f"<p>{_number(dropped.events)} events were dropped.</p>",
-        _names(dropped, "dropped", with_rule=True),
+        f"<p>{_number(dropped.events or 0)} events were dropped, by a rule of the mapping or as "
+        "twins.</p>",
+        "<h3>By a rule</h3>",
+        _names(dropped, "dropped", "dropped by", now),
+        f"<details><summary>As twins ({twins.resolved:,} resolved): Airflow sends most "
+        "events twice, under two names; one of them is counted</summary>",
+        _names(twins, "twins", "built-in entry", now),
+        "</details>",
         '<p class="quiet"><small>What "resolved" counts: how many times a line of the name '
         "went through the mapping. aerostat resolves each distinct line (name, tags and "
         "type, without the value) once and caches the answer, so later copies are not "
@@ -472,8 +495,8 @@ def render_html(status: Status) -> str:
         "took the slot of another may show up to the stated number too many."
         "</small></p>",
         "<h2 id=limits>Limits</h2>",
-        _table(["", "now", "of the limit", ""], limit_rows, "limits"),
+        _table(["", "now", "of the limit", ""], limit_rows, "limits", numeric=(1, 2)),
         "<h2 id=mapping>Mapping</h2>",
-        _table(["", ""], mapping_rows, "mapping", numeric_from=9),
+        _table(["", ""], mapping_rows, "mapping"),
         "</body></html>\n",
     ])

@@ -52,6 +52,8 @@ def a_status(**changes: object) -> Status:
         dropped=Names(50, 2, 64, (NameRow("airflow.ti.finish", 2, 1,
                                           "airflow.ti.finish (mapping 5, line 28)",
                                           1_699_999_000.0),)),
+        twins=Names(None, 1, 64, (NameRow("airflow.pool.open_slots", 1, 0, "pool.open_slots",
+                                          1_699_999_000.0),)),
         limits=Limits(900, 1000, 5000, 0, 7, 0),
         mapping=MappingState("/etc/aerostat/mapping.yml", 1_699_999_000.0, 240, 6, 2, 1,
                              "mapping.yml:3:5: unknown key 'matc'", 1_699_999_500.0),
@@ -87,6 +89,7 @@ def parsed(page: str) -> _Text:
         pytest.param({}, ["10.0.0.5:41000", "alive", "silent", "1 of 2 alive", "1,234", "12.5",
                           "refused sample: malformed_line", "airflow.ti.finish (mapping 5, "
                           "line 28)", "(≤1 too many)", "90.0 % of 1,000", "no limit",
+                          "airflow.pool.open_slots", "17 min ago",
                           "the last reload failed", "unknown key 'matc'"], id="full"),
         pytest.param({"deployments": (Deployment("", ()),), "senders_known": False},
                      ["All traffic", "--airflow"], id="no-senders"),
@@ -134,11 +137,14 @@ def test_json_twin_holds_the_model() -> None:
     ("ticks", "lines_now", "expected"),
     [
         pytest.param([], 40.0, {"10s": None, "60s": None}, id="no-snapshot-yet"),
-        pytest.param([(99.0, 0.0)], 40.0, {"10s": 40.0, "60s": 40.0}, id="one-second"),
-        # at t=100, 10s reaches back to t=90 (value 100); 60s to the oldest, t=50
-        pytest.param([(50.0, 0.0), (90.0, 100.0), (99.0, 120.0)], 130.0,
-                     {"10s": 3.0, "60s": 2.6}, id="windows"),
-        pytest.param([(99.0, 50.0)], 40.0, {"10s": 0.0, "60s": 0.0}, id="never-negative"),
+        # up for a second: the shortest window says what there is, the
+        # longer one waits until the ring covers it
+        pytest.param([(99.0, 0.0)], 40.0, {"10s": 40.0, "60s": None}, id="one-second"),
+        # at t=100, 10s reaches back to t=90 (value 100); 60s to t=40
+        pytest.param([(40.0, 0.0), (90.0, 100.0), (99.0, 120.0)], 150.0,
+                     {"10s": 5.0, "60s": 2.5}, id="windows"),
+        pytest.param([(30.0, 50.0), (99.0, 50.0)], 40.0, {"10s": 0.0, "60s": 0.0},
+                     id="never-negative"),
     ],
 )
 def test_rates(ticks: list[tuple[float, float]], lines_now: float,
