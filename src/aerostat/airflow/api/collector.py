@@ -63,6 +63,8 @@ API_METRICS = (
               "1 when the last poll of the deployment's REST API succeeded, else 0."),
     ApiMetric("aerostat_airflow_api_last_success_timestamp_seconds", "gauge", (),
               "When the last successful poll ended, Unix seconds: the age of the state shown."),
+    ApiMetric("aerostat_airflow_api_polls_total", "counter", (),
+              "Polls of the REST API that succeeded."),
     ApiMetric("aerostat_airflow_api_requests_total", "counter", (),
               "Requests made to the REST API."),
     ApiMetric("aerostat_airflow_api_response_bytes_total", "counter", (),
@@ -83,6 +85,7 @@ class Polled(Protocol):
     deployment: str
     snapshot: Snapshot
     up: int
+    polls: int
     last_success: float
     requests: int
     bytes: int
@@ -147,6 +150,7 @@ class ApiCollector:
         if source.last_success:
             families["aerostat_airflow_api_last_success_timestamp_seconds"].add_metric(
                 labels, source.last_success)
+        families["aerostat_airflow_api_polls_total"].add_metric(labels, source.polls)
         families["aerostat_airflow_api_requests_total"].add_metric(labels, source.requests)
         families["aerostat_airflow_api_response_bytes_total"].add_metric(labels, source.bytes)
         for reason in ERROR_REASONS:

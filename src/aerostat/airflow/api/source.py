@@ -230,6 +230,7 @@ class ApiSource:
         # shown by the collector
         self.snapshot = Snapshot()
         self.up = 0
+        self.polls = 0
         self.last_success = 0.0
         self.errors: Counter[str] = Counter()
         self.requests = 0
@@ -280,6 +281,7 @@ class ApiSource:
             self.errors[result.reason] += 1
             return
         self.up = 1
+        self.polls += 1
         self.snapshot = result.snapshot
         self.last_success = result.snapshot.taken
         self._api_counts.update(result.outcomes)
