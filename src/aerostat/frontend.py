@@ -42,6 +42,9 @@ class Verdict(NamedTuple):
     # for a gauge summed over senders: which senders share one share of the
     # sum (replicas), sender → group, kept up to date by the frontend
     groups: Mapping[Hashable, Hashable] | None = None
+    # the value the series takes instead of the event's, when the frontend
+    # knows the sender reported a wrong one (never cached)
+    value: float | None = None
 
 
 class Frontend(Protocol):

@@ -612,6 +612,8 @@ class Pipeline:
                                refusal=DROPPED_TWIN)
             if not verdict.cacheable:
                 resolution = resolution._replace(cacheable=False)
+            if verdict.value is not None:
+                resolution = resolution._replace(value=verdict.value, cacheable=False)
             groups = verdict.groups
             telemetry.actions[Action.MAP.value] += weight
         else:

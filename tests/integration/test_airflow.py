@@ -75,6 +75,38 @@ def test_dag_processors_of_different_bundles_add_up_replicas_count_once(bridge: 
     assert value(bridge, "airflow_dagbag_size") == 44
 
 
+def test_a_callback_only_run_does_not_make_the_dag_count_dip(bridge: Bridge) -> None:
+    """Airflow 3.3.2's DAG processor counts a file whose callbacks alone it
+    ran as holding no DAG in the loop's totals (tests/stack/captures, the HA
+    recording at t = 44.86 s: bundle-b's 1 DAG reads 0 for a loop): the
+    totals before it stand for that loop; the next loop's are believed,
+    a real drop included."""
+    bundle_a, bundle_b = Sender(bridge), Sender(bridge)
+    loop_a = (b"airflow.dag_processing.total_parse_time:0.04|g",
+              b"airflow.dagbag_size:2|g", b"airflow.dag_processing.import_errors:1|g")
+    bundle_a.send(b"airflow.dag_processing.last_duration.bundle-a.etl:0.03|ms", *loop_a)
+    bundle_b.send(b"airflow.dag_processing.last_duration.bundle-b.ml:0.03|ms",
+                  b"airflow.dagbag_size:1|g", b"airflow.dag_processing.import_errors:0|g")
+    assert value(bridge, "airflow_dagbag_size") == 3
+    for _ in range(2):  # the second callback-only run's line is one the cache knew
+        bundle_a.send(b"airflow.dag_processing.callback_only_count:1|c",
+                      b"airflow.dag_processing.last_duration.bundle-a.etl:0.03|ms",
+                      b"airflow.dag_processing.total_parse_time:0.05|g",
+                      b"airflow.dagbag_size:1|g", b"airflow.dag_processing.import_errors:0|g")
+        assert value(bridge, "airflow_dagbag_size") == 3
+        assert value(bridge, "airflow_dag_processing_import_errors") == 1
+        assert value(bridge, "airflow_dagbag_size_by_sender", sender=bundle_a.name) == 2
+        bundle_a.send(*loop_a)
+        assert value(bridge, "airflow_dagbag_size") == 3
+    # a loop with no callback-only run: a drop is a drop
+    bundle_a.send(b"airflow.dagbag_size:1|g", b"airflow.dag_processing.import_errors:0|g")
+    assert value(bridge, "airflow_dagbag_size") == 2
+    assert value(bridge, "airflow_dag_processing_import_errors") == 0
+    # a callback-only run before a loop whose count rose: believed at once
+    bundle_a.send(b"airflow.dag_processing.callback_only_count:1|c", b"airflow.dagbag_size:4|g")
+    assert value(bridge, "airflow_dagbag_size") == 5
+
+
 def test_two_schedulers_executor_slots_add_up(bridge: Bridge) -> None:
     """apache/airflow#26601: each scheduler runs its own executor."""
     first, second = Sender(bridge), Sender(bridge)

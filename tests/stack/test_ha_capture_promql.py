@@ -56,6 +56,8 @@ class Replay:
     # what each server answered for the schedulers' alive gauges right
     # after the replay: {interval: {sender: value}}
     alive: dict[str, dict[str, float]]
+    # when the first recorded datagram was replayed (Unix seconds)
+    replay_began: float
 
     def window(self) -> str:
         """A range that covers the whole replay, to ask it at the current time."""
@@ -142,13 +144,14 @@ def replayed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replay]:
         # both scrapers known before Airflow's first datagram, as when
         # aerostat runs before the deployment starts
         time.sleep(HOLD + 1)
+        replay_began = time.time()
         senders = replay(bridge, lines)
         bridge.settle()
         time.sleep(5)  # a scrape of each server after the last datagram
         alive = {interval: alive_now(prometheus) for interval, prometheus in pair.items()}
         # the last new series read at zero by both scrapers, then their values
         time.sleep(2 * 4 + 2)
-        yield Replay(bridge, pair, record, began, senders, alive)
+        yield Replay(bridge, pair, record, began, senders, alive, replay_began)
 
 
 # --- what Airflow sent, from its REST API's record --------------------------------
@@ -269,3 +272,28 @@ def test_the_stopped_scheduler_reads_0_while_the_live_one_reads_1(
     ever = counted(replayed.prometheus[interval],
                    f"max_over_time(airflow_scheduler_alive[{replayed.window()}])", ("sender",))
     assert ever == {frozenset({("sender", sender)}): 1.0 for sender in by_role.values()}
+
+
+@pytest.mark.parametrize("interval", INTERVALS)
+def test_the_dag_count_is_airflow_s_at_every_scrape(replayed: Replay, interval: str) -> None:
+    """The two DAG processors (bundle-a: 2 DAGs, bundle-b: 1) total 3 DAGs in
+    every scrape once both have parsed their bundle, although Airflow's
+    bundle-b processor reported 0 in the loops that followed a callback-only
+    run (t = 44.9, 111.7 and 179.3 s): AIRFLOW-774's modern relative."""
+    lines, record = recorded()
+    dag_counts = [(line["t"], line["sender"], line["data"]) for line in lines
+                  if line["data"].startswith("airflow.dagbag_size:")]
+    assert any(data == "airflow.dagbag_size:0|g" for t, _, data in dag_counts if t > 40)
+    both_parsed = max(min(t for t, sender, data in dag_counts
+                          if sender == processor and not data.endswith(":0|g"))
+                      for processor in {sender for _, sender, _ in dag_counts})
+    since = replayed.replay_began + both_parsed / SPEED + 5  # a 4 s scrape after it
+    window = math.floor(time.time() - since)
+    assert window > 30
+    prometheus = replayed.prometheus[interval]
+    expr = f"sum(airflow_dagbag_size)[{window}s:1s]"
+    low = prometheus.series(f"min_over_time({expr})")
+    high = prometheus.series(f"max_over_time({expr})")
+    dags = float(len(record["dags"]))
+    assert dags == 3
+    assert [float(low[0]["value"][1]), float(high[0]["value"][1])] == [dags, dags]

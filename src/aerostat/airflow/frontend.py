@@ -81,6 +81,11 @@ class AirflowFrontend:
         # the group of the summed DAG-processor totals it belongs to
         self._bundles: dict[Hashable, set[str]] = {}
         self._partitions: dict[Hashable, str] = {}
+        # DAG processors that ran a file's callbacks alone since their last
+        # totals, and the totals they last reported (see knowledge,
+        # ZEROED_BY_CALLBACK_ONLY_RUNS)
+        self._callback_only: set[tuple[Hashable, str]] = set()
+        self._totals: dict[tuple[Hashable, str], float] = {}
 
     def _is_root(self, component: str) -> bool:
         return component in self._roots or self._root_patterns.fullmatch(component) is not None
@@ -123,6 +128,15 @@ class AirflowFrontend:
         return f"{PREFIX}.{rest}", labels
 
     def admit(self, resolution: Resolution) -> Verdict:
+        assert resolution.rule is not None and resolution.rule.built_in is not None
+        if resolution.rule.built_in.origin != knowledge.CALLBACK_ONLY_RUN:
+            return self._admit(resolution)
+        self._callback_only.update(
+            (resolution.sender, total) for total in knowledge.ZEROED_BY_CALLBACK_ONLY_RUNS)
+        # each one must reach the frontend: not cached by its bytes
+        return self._admit(resolution)._replace(cacheable=False)
+
+    def _admit(self, resolution: Resolution) -> Verdict:
         event, sender = resolution.event, resolution.sender
         assert resolution.rule is not None and resolution.rule.built_in is not None
         rule = resolution.rule.built_in
@@ -132,6 +146,8 @@ class AirflowFrontend:
         if key in knowledge.BUNDLE_SOURCES:
             self._learn_bundle(sender, dict(resolution.labels).get("bundle"))
         elif key in knowledge.SUMMED_OVER_PARTITIONS:
+            if key in knowledge.ZEROED_BY_CALLBACK_ONLY_RUNS:
+                return self._total_of_loop(sender, key, resolution.value)
             return Verdict(True, groups=self._partitions)
         tagged = any(tag in event.labels for tag in self._tags_of.get(key, ()))
         if rule.twin == TWIN_TAGGED:
@@ -190,6 +206,21 @@ class AirflowFrontend:
             self._zero_events.extend(
                 Event(Kind.COUNTER, name, 0.0, dict(labels), weight=0)
                 for name in self._counters_by_line[wanted])
+
+    def _total_of_loop(self, sender: Hashable, key: str, value: float) -> Verdict:
+        """A DAG processor's total for its last parse loop; lower than the
+        one before after a callback-only run, it is the artefact of that
+        run (the file counted empty), and the total before it stands. The
+        loop after shows the file again once it is parsed, or the drop, if
+        it was real, one loop late."""
+        slot = (sender, key)
+        before = self._totals.get(slot)
+        if slot in self._callback_only:
+            self._callback_only.discard(slot)
+            if before is not None and value < before:
+                return Verdict(True, cacheable=False, groups=self._partitions, value=before)
+        self._totals[slot] = value
+        return Verdict(True, cacheable=False, groups=self._partitions)
 
     def _learn_bundle(self, sender: Hashable, bundle: str | None) -> None:
         """A DAG processor's totals cover the bundles it parses: processors

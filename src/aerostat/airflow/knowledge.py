@@ -171,4 +171,12 @@ SUMMED_OVER_PARTITIONS = frozenset({
     "dagbag_size", "dag_processing.import_errors", "dag_processing.total_parse_time",
     "dag_processing.file_path_queue_size",
 })
+# Airflow 3.x's DAG processor replaces a file's stats when it only ran the
+# file's callbacks, with no DAGs and no import errors in them (3.3.2,
+# dag_processing/manager.py, process_parse_results), and the totals of the
+# parse loop that follows count that file as empty: the DAG count dips for
+# one loop (about 30 s) after a task's callback ran. Such a loop is told by
+# the counter sent for each callback-only run before the totals.
+CALLBACK_ONLY_RUN = "dag_processing.callback_only_count"
+ZEROED_BY_CALLBACK_ONLY_RUNS = frozenset({"dagbag_size", "dag_processing.import_errors"})
 BUNDLE_SOURCES = frozenset({"dag_processing.last_duration", "dag_processing.last_run.seconds_ago"})
