@@ -698,7 +698,7 @@ def test_dags_pools_and_health_equal_the_apis(airflow_run: Run) -> None:
 def test_the_api_password_is_nowhere_aerostat_shows_or_logs(airflow_run: Run) -> None:
     password = airflow_run.api_password
     assert password not in airflow_run.bridge.scrape_text()
-    for path in ("/", "/-/healthy"):
+    for path in ("/", "/api/status", "/-/healthy"):
         status, _, body = airflow_run.bridge.get(path)
         assert status == 200 and password not in body.decode(errors="replace"), path
     assert airflow_run.logged.lines, "aerostat logged nothing: the check would prove nothing"
