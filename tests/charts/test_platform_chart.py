@@ -194,6 +194,31 @@ def test_remote_write_only_when_set(helm: Engine) -> None:
     assert config["remote_write"] == targets
 
 
+def test_remote_write_examples_for_three_stores(helm: Engine) -> None:
+    examples = sorted((CHARTS / "examples" / "remote-write").glob("*.yaml"))
+    assert [path.stem for path in examples] == [
+        "mimir", "thanos-receive", "victoriametrics-cluster"]
+    for path in examples:
+        values = yaml.safe_load(path.read_text())
+        config = prometheus_config(install(helm, values))
+        assert config["remote_write"] == values["prometheus"]["remoteWrite"], path.name
+        assert config["global"]["external_labels"] == {"cluster": "prod-eu"}, path.name
+        assert f"examples/remote-write/{path.name}" in (CHARTS / "README.md").read_text()
+
+
+def test_secrets_for_remote_write_are_mounted_not_copied(helm: Engine) -> None:
+    release = install(helm, {"prometheus": {"secrets": ["mimir-remote-write", "ca.bundle"]}})
+    pod = release.one("StatefulSet")["spec"]["template"]["spec"]
+    (prometheus,) = pod["containers"]
+    mounts = {mount["mountPath"]: mount for mount in prometheus["volumeMounts"]}
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    for name in ("mimir-remote-write", "ca.bundle"):
+        mount = mounts[f"/etc/prometheus/secrets/{name}"]
+        assert mount["readOnly"] is True
+        assert volumes[mount["name"]]["secret"] == {"secretName": name}
+    assert "secret-" not in str(install(helm).one("StatefulSet"))
+
+
 def test_external_labels(helm: Engine) -> None:
     config = prometheus_config(install(helm, {"prometheus": {"externalLabels": {"cluster": "eu"}}}))
     assert config["global"]["external_labels"] == {"cluster": "eu"}

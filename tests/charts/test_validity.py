@@ -1,5 +1,5 @@
-"""Both charts through the real tools, for the default values and the
-multi-deployment example: helm lint --strict, every manifest against the
+"""Both charts through the real tools, for the default values, the
+multi-deployment example and the remote-write examples: helm lint --strict, every manifest against the
 Kubernetes API schemas in strict mode (kubernetes-validate, offline), and
 Prometheus's configuration and rules through promtool."""
 
@@ -33,6 +33,9 @@ CASES = {
     "platform-minimal": ("aerostat-platform", "platform", "monitoring",
                          {"grafana": {"enabled": False},
                           "prometheus": {"persistence": {"enabled": False}}}),
+    **{f"platform-remote-write-{path.stem}": (
+        "aerostat-platform", "platform", "monitoring", yaml.safe_load(path.read_text()))
+       for path in sorted((CHARTS / "examples" / "remote-write").glob("*.yaml"))},
 }
 PLATFORM_CASES = [name for name, case in CASES.items() if case[0] == "aerostat-platform"]
 
