@@ -1,7 +1,8 @@
 """Both charts through the real tools, for the default values, the
-multi-deployment example and the remote-write examples: helm lint --strict, every manifest against the
-Kubernetes API schemas in strict mode (kubernetes-validate, offline), and
-Prometheus's configuration and rules through promtool."""
+multi-deployment example and the remote-write examples: helm lint --strict,
+every manifest against the Kubernetes API schemas in strict mode
+(kubernetes-validate, offline), and Prometheus's configuration and rules
+through promtool."""
 
 from __future__ import annotations
 
