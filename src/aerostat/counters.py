@@ -114,3 +114,10 @@ class Telemetry:
         self.unmapped_names = TopNames()
         self.dropped_names = TopNames()  # by a rule
         self.twin_names = TopNames()  # by a frontend: the same event under another name
+        # the OTLP receiver (--otlp.listen-address), when there is one
+        self.otlp_enabled = False
+        self.otlp_requests: defaultdict[str, int] = defaultdict(int)  # by HTTP status
+        self.otlp_points = 0  # data points taken
+        self.otlp_rejected_points: defaultdict[str, int] = defaultdict(int)  # by reason
+        self.otlp_stale_points = 0  # behind their stream's total (a frozen copy)
+        self.otlp_streams = 0  # cumulative streams remembered now

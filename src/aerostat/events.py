@@ -46,6 +46,35 @@ class Event:
     # (``|@0.1``) is ten. Kept as a number rather than repeated, so that
     # the work one line costs does not depend on its sample rate
     weight: int = 1
+    # an observer that arrives already counted by bucket (OpenTelemetry's
+    # histograms): ``weight`` observations whose sum is ``value``
+    buckets: Buckets | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Buckets:
+    """Observations counted by bucket, as an OpenTelemetry histogram sends
+    them (a delta: what arrived since the last push). Exponential when
+    ``scale`` is set: bucket ``offset + i`` of ``counts`` holds values in
+    (base**(offset+i), base**(offset+i+1)] with base = 2**2**-scale, the
+    ``negative`` ones mirror them below zero and ``zero_count`` holds the
+    zeros. Explicit otherwise: ``counts[i]`` holds values up to
+    ``bounds[i]`` (the last one, past every bound, up to +Inf). Bounds are
+    in the sender's unit; ``factor`` turns them into base units (0.001 for
+    milliseconds)."""
+
+    counts: tuple[int, ...]
+    bounds: tuple[float, ...] = ()
+    scale: int | None = None
+    offset: int = 0
+    zero_count: int = 0
+    negative_offset: int = 0
+    negative: tuple[int, ...] = ()
+    factor: float = 1.0
+
+    def scaled(self, factor: float) -> Buckets:
+        return Buckets(self.counts, self.bounds, self.scale, self.offset, self.zero_count,
+                       self.negative_offset, self.negative, self.factor * factor)
 
 
 class Reason(enum.StrEnum):

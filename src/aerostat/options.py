@@ -44,6 +44,11 @@ class ServerOptions:
     enable_lifecycle: bool = False
     new_series_hold: float = 120.0
     created_timestamps: bool = False
+    otlp_listen_address: str = ""
+    otlp_max_body_bytes: int = 16 << 20
+    otlp_stream_ttl: float = 600.0
+    otlp_max_data_points: int = 100_000
+    otlp_max_attributes: int = 128
     limits: InputLimits = field(default_factory=InputLimits)
     dialects: Dialects = field(default_factory=Dialects)
     built_in: BuiltIn | None = None  # --airflow: aerostat.airflow's mapping
@@ -155,6 +160,21 @@ SERVE_FLAGS: tuple[Flag, ...] = (
          "Add _created to counters, histograms and summaries in OpenMetrics scrapes, for "
          "a Prometheus that ingests created timestamps (otherwise it stores them as extra "
          "series).", switch=True),
+    Flag("--otlp.listen-address", "otlp_listen_address",
+         "Address to receive OpenTelemetry metrics on over OTLP/HTTP (POST /v1/metrics, "
+         'protobuf or JSON; 4318 is the usual port; "" disables).'),
+    Flag("--otlp.max-body-bytes", "otlp_max_body_bytes",
+         "Largest OTLP request body taken, in bytes, compressed and decompressed alike "
+         "(larger ones get 413).", positive_int),
+    Flag("--otlp.stream-ttl", "otlp_stream_ttl",
+         "Forget a sending process's cumulative OTLP series after this long without a "
+         "push (memory follows the live processes).", duration),
+    Flag("--otlp.max-data-points", "otlp_max_data_points",
+         "Most data points taken from one OTLP request (the rest are refused and counted).",
+         positive_int),
+    Flag("--otlp.max-attributes", "otlp_max_attributes",
+         "Most attributes on one OTLP data point (one with more is refused and counted).",
+         positive_int),
 )
 
 

@@ -37,6 +37,7 @@ from aerostat.store import (
     Series,
     Store,
     SummarySeries,
+    fold,
     sender_text,
 )
 
@@ -126,6 +127,14 @@ def resolve(
     goes nowhere. Touches no state but the mapper's cache."""
     cacheable = True
     match = mapper.map(event.name, event.kind)
+    if match is None and event.relative and event.kind is Kind.GAUGE:
+        # an OpenTelemetry up-down counter arrives as relative gauge steps:
+        # a built-in rule for the same name sent as a StatsD counter that
+        # goes down (Airflow's dag_processing.processes) takes it too
+        as_counter = mapper.map(event.name, Kind.COUNTER)
+        if (as_counter is not None and as_counter.rule.built_in is not None
+                and as_counter.rule.built_in.counter_as_gauge):
+            match = as_counter
     defaults = mapper.defaults
     if match is None:
         rule = None
@@ -647,7 +656,12 @@ class Pipeline:
             series.value = value
             op = _COUNTER if event.kind is Kind.COUNTER else _GAUGE
         else:
-            if not series.observe(value, now, weight):
+            buckets = event.buckets
+            if buckets is None:
+                observed = series.observe(value, now, weight)
+            else:  # counted by bucket already (OTLP): never cached by bytes
+                observed = fold(series, buckets.scaled(resolution.scale), value, weight, now)
+            if not observed:
                 return self._refuse(resolution, Reason.NON_FINITE_VALUE, remember=False)
             op = _OBSERVER
         series.updated = now

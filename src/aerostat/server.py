@@ -24,6 +24,7 @@ from aerostat import __version__
 from aerostat.addresses import redact_url
 from aerostat.counters import Telemetry
 from aerostat.errors import AerostatError
+from aerostat.events import Event
 from aerostat.expose.http import Endpoints, HttpServer
 from aerostat.expose.losses import LossReporter
 from aerostat.expose.scrapes import Scrapes
@@ -43,6 +44,7 @@ from aerostat.frontend import build_mapper
 from aerostat.logs import RateLimited
 from aerostat.mapper import MappingConfig, load_mapping_config
 from aerostat.options import ServerOptions
+from aerostat.otlp import DecodeLimits, OtlpSettings, OtlpSource
 from aerostat.pipeline import Pipeline
 from aerostat.store import FirstValueHold, Store
 from aerostat.wire import (
@@ -66,6 +68,11 @@ _TICK_SECONDS = 1.0
 _STALL_SECONDS = 10.0
 
 _batch_errors = RateLimited(log, per_second=1)
+
+# resource attributes that name an Airflow deployment over OTLP, first found
+# wins (``OTEL_RESOURCE_ATTRIBUTES=deployment=prod``); a prefix in the
+# metric names (``otel_prefix = airflow.prod``) works as over StatsD
+OTLP_DEPLOYMENT_KEYS = ("deployment", "service.namespace")
 
 
 def load_config(path: str | None) -> MappingConfig:
@@ -143,13 +150,15 @@ class Server:
         self.udp: socket.socket | None = None
         self.tcp: socket.socket | None = None
         self.unixgram: socket.socket | None = None
+        self.otlp: OtlpSource | None = None
         self.http: HttpServer | None = None
 
     # -- start -----------------------------------------------------------------
 
     def start(self) -> None:
         options = self.options
-        if not (options.listen_udp or options.listen_tcp or options.listen_unixgram):
+        if not (options.listen_udp or options.listen_tcp or options.listen_unixgram
+                or options.otlp_listen_address):
             raise AerostatError("at least one of UDP, TCP or unixgram listeners must be set",
                                 source="--statsd.listen-*")
         try:
@@ -210,6 +219,16 @@ class Server:
             )
             self.sources.append(tcp)
             self.vitals.tcp = tcp
+        if options.otlp_listen_address:
+            self.otlp = OtlpSource(OtlpSettings(
+                options.otlp_listen_address, options.otlp_max_body_bytes,
+                options.otlp_stream_ttl,
+                DecodeLimits(options.otlp_max_data_points, options.otlp_max_attributes),
+                # with Airflow's knowledge, a resource can name the deployment
+                OTLP_DEPLOYMENT_KEYS if options.built_in is not None else (),
+                options.web_max_connections, options.web_idle_timeout,
+            ), self._feed_events, telemetry)
+            self.sources.append(self.otlp)
         if options.listen_unixgram:
             path = options.listen_unixgram
             self.unixgram = bind_unixgram(path, options.unixsocket_mode, options.read_buffer)
@@ -229,6 +248,10 @@ class Server:
             "udp": _address(self.udp), "tcp": _address(self.tcp),
             "unixgram": self.options.listen_unixgram or None,
         }})
+        if self.otlp is not None:
+            host, port = self.otlp.address
+            log.info("Accepting OTLP/HTTP metrics", extra={"fields": {
+                "addr": f"{host}:{port}", "path": "/v1/metrics"}})
         assert self.http is not None
         host, port = self.http.address
         log.info("Accepting Prometheus requests", extra={"fields": {"addr": f"{host}:{port}"}})
@@ -274,6 +297,19 @@ class Server:
             self.telemetry.internal_errors += 1
             _batch_errors.exception("Internal error while processing a batch; it was skipped",
                                     lines=len(lines))
+
+    def _feed_events(self, events: list[tuple[Event, Hashable]]) -> None:
+        """The OTLP source's sink: events with their senders, each through
+        the pipeline's one decision chain; a bug costs that event only."""
+        now = time.monotonic()
+        apply = self.pipeline.apply
+        for event, sender in events:
+            try:
+                apply(event, now, sender)
+            except Exception:
+                self.telemetry.internal_errors += 1
+                _batch_errors.exception("Internal error while processing an OTLP data point; "
+                                        "it was skipped", name=event.name)
 
     def tick(self, now: float) -> None:
         """Once a second: expire series, let the sources look after

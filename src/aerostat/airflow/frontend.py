@@ -92,14 +92,18 @@ class AirflowFrontend:
 
     def prepare(self, event: Event) -> Event:
         name, labels = self._deployment(event)
-        value = event.value
+        factor = 1.0
         if name == _LAST_DURATION and ("bundle_name" in labels or "file_name" not in labels):
             # 3.2+ sends seconds as milliseconds; 2.x's tagged form (file_name
             # alone) was right; plain 3.2+ without legacy names sends no tags
-            value *= 1000.0
-        if name is event.name and value == event.value and labels is event.labels:
+            factor = 1000.0
+        if name is event.name and factor == 1.0 and labels is event.labels:
             return event
-        return Event(event.kind, name, value, labels, event.relative, event.weight)
+        buckets = event.buckets  # counted by bucket (OTLP): the same unit as the value
+        if buckets is not None and factor != 1.0:
+            buckets = buckets.scaled(factor)
+        return Event(event.kind, name, event.value * factor, labels, event.relative,
+                     event.weight, buckets)
 
     def _deployment(self, event: Event) -> tuple[str, dict[str, str]]:
         """The name without a deployment, and the labels with it."""

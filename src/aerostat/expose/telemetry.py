@@ -84,6 +84,15 @@ EVENT_REASONS = tuple(reason.value for reason in Reason if reason in EVENT_ERROR
 SAMPLE_REASONS = tuple(reason.value for reason in Reason if reason not in EVENT_ERRORS)
 
 
+OTLP_CODES = ("200", "400", "404", "405", "413", "415", "503")
+OTLP_REJECTIONS = ("too_many_attributes", "too_many_data_points", "unsupported_type",
+                   "unknown_type", "non_finite_value", "malformed_histogram")
+
+
+def _otlp(vitals: Vitals, read: Callable[[Telemetry], Value]) -> Value | None:
+    return read(vitals.telemetry) if vitals.telemetry.otlp_enabled else None
+
+
 def _conflicts(telemetry: Telemetry) -> Mapping[tuple[str, ...], float]:
     return {(kind, name): count for (kind, name), count in telemetry.conflicts.items()}
 
@@ -200,6 +209,26 @@ OWN_METRICS: tuple[OwnMetric, ...] = (
               _relayed("lines"), ("target",)),
     OwnMetric("statsd_exporter_relay_long_lines", "The number of lines too long to relay.",
               "counter", _relayed("long_lines"), ("target",)),
+    # the OTLP receiver's, present when it listens
+    OwnMetric("aerostat_otlp_requests",
+              "OTLP/HTTP export requests answered, by HTTP status code.", "counter",
+              lambda v: _otlp(v, lambda t: _by(t.otlp_requests, OTLP_CODES)), ("code",)),
+    OwnMetric("aerostat_otlp_data_points",
+              "OTLP data points taken (before the mapping; rejected ones are not among them).",
+              "counter", lambda v: _otlp(v, lambda t: t.otlp_points)),
+    OwnMetric("aerostat_otlp_rejected_data_points",
+              "OTLP data points refused, by reason (the exporter is told so in the "
+              "response's partial success).", "counter",
+              lambda v: _otlp(v, lambda t: _by(t.otlp_rejected_points, OTLP_REJECTIONS)),
+              ("reason",)),
+    OwnMetric("aerostat_otlp_stale_data_points",
+              "Cumulative OTLP data points below their stream's total, which add nothing "
+              "(a forked process's frozen copy of its parent's meters).", "counter",
+              lambda v: _otlp(v, lambda t: t.otlp_stale_points)),
+    OwnMetric("aerostat_otlp_streams",
+              "Cumulative OTLP streams remembered now (each process's series, until "
+              "--otlp.stream-ttl of silence).", "gauge",
+              lambda v: _otlp(v, lambda t: t.otlp_streams)),
     OwnMetric("statsd_metric_mapper_cache_gets", "The count of total metric cache gets.",
               "counter", lambda v: None if v.pipeline is None else v.pipeline.mapper.cache_gets),
     OwnMetric("statsd_metric_mapper_cache_hits", "The count of total metric cache hits.",

@@ -1,5 +1,6 @@
 """Series and families in memory; no I/O, no parsing, no mapping."""
 
+from aerostat.store.buckets import fold
 from aerostat.store.hold import FirstValueHold
 from aerostat.store.registry import (
     BY_SENDER,
@@ -35,5 +36,6 @@ __all__ = [
     "Series",
     "Store",
     "SummarySeries",
+    "fold",
     "sender_text",
 ]
