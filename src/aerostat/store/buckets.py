@@ -69,7 +69,9 @@ def fold(series: HistogramSeries | SummarySeries, buckets: Buckets, total: float
     if isinstance(series, HistogramSeries):
         counts, bounds = series.counts, series.bounds
         for bound, amount in found:
-            counts[bisect_left(bounds, bound - abs(bound) * _ROUNDING)] += amount
+            # (an infinite bound stays one: inf - inf would be NaN)
+            nudged = bound * (1 - _ROUNDING) if bound > 0 else bound * (1 + _ROUNDING)
+            counts[bisect_left(bounds, nudged)] += amount
         series.sum = new_sum
         series.count += count
         return True
