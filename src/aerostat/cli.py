@@ -112,8 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dialect_flags(replay)
     replay.add_argument("files", nargs="+", metavar="FILE")
 
-    check = commands.add_parser("check-config", help="Validate a mapping configuration file.")
-    check.add_argument("file", metavar="FILE")
+    check = commands.add_parser(
+        "check-config", help="Validate a mapping configuration file, or a web configuration "
+        "file (--web.config.file).")
+    check.add_argument("file", metavar="FILE", nargs="?", help="Mapping configuration file.")
+    check.add_argument("--web.config.file", dest="web_config_file", default=None,
+                       metavar="FILE", help="Web configuration file (TLS, basic auth) to check, "
+                       "with the certificate, key and CA files it names.")
 
     airflow = commands.add_parser("airflow", help="The built-in Airflow mapping, for others.")
     airflow_commands = airflow.add_subparsers(dest="airflow_command", required=True,
@@ -219,6 +224,10 @@ def _serve(args: argparse.Namespace) -> int:
     if args.check_config:
         config = load_config(args.mapping_config)
         _built_in(args)  # the Airflow flags too: their files, URLs and names
+        if args.web_config_file is not None:
+            from aerostat.webconfig import load_web_config
+
+            load_web_config(args.web_config_file)
         log.info("Configuration check successful", extra={"fields": {
             "mappings": len(config.rules)}})
         return 0
@@ -303,6 +312,18 @@ def _airflow(args: argparse.Namespace) -> int:
 def _check_config(args: argparse.Namespace) -> int:
     from aerostat.mapper import load_mapping_config
 
+    if args.web_config_file is not None:
+        from aerostat.webconfig import load_web_config
+
+        web = load_web_config(args.web_config_file)
+        users = len(web.users)
+        print(f"{args.web_config_file}: OK, TLS {'on' if web.tls.enabled else 'off'}, "
+              f"{users} basic-auth user{'' if users == 1 else 's'}")
+        if args.file is None:
+            return 0
+    elif args.file is None:
+        raise AerostatError("name a mapping file, or a web config file with --web.config.file",
+                            source="check-config")
     config = load_mapping_config(args.file)
     count = len(config.rules)
     if count == 0:

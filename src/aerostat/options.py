@@ -42,6 +42,7 @@ class ServerOptions:
     web_max_connections: int = 64
     web_idle_timeout: float = 30.0
     enable_lifecycle: bool = False
+    web_config_file: str | None = None
     new_series_hold: float = 120.0
     created_timestamps: bool = False
     otlp_listen_address: str = ""
@@ -149,6 +150,9 @@ SERVE_FLAGS: tuple[Flag, ...] = (
          positive_int),
     Flag("--web.idle-timeout", "web_idle_timeout",
          "Close an HTTP connection that sends nothing for this long.", duration),
+    Flag("--web.config.file", "web_config_file",
+         "Web configuration file (exporter-toolkit's format) for TLS, basic auth and "
+         "response headers on every HTTP endpoint; read again when it changes."),
     Flag("--web.enable-lifecycle", "enable_lifecycle",
          "Enable shutdown and reload via HTTP (POST /-/quit, /-/reload).", switch=True),
     Flag("--web.new-series-hold", "new_series_hold",

@@ -47,6 +47,7 @@ from aerostat.options import ServerOptions
 from aerostat.otlp import DecodeLimits, OtlpSettings, OtlpSource
 from aerostat.pipeline import Pipeline
 from aerostat.store import FirstValueHold, Store
+from aerostat.webconfig import WebGuard
 from aerostat.wire import (
     Relay,
     Source,
@@ -162,6 +163,9 @@ class Server:
             raise AerostatError("at least one of UDP, TCP or unixgram listeners must be set",
                                 source="--statsd.listen-*")
         try:
+            # the web config first: a mistake in it fails the start, named
+            guard = None if options.web_config_file is None else WebGuard(
+                options.web_config_file)
             self._bind_sources()
             self.http = HttpServer(
                 options.web_listen_address,
@@ -174,6 +178,7 @@ class Server:
                     refused=self._count_http_refusal,
                     healthy=self._loop_is_turning,
                     status=self.request_status,
+                    guard=guard,
                 ),
                 max_connections=options.web_max_connections,
                 idle_timeout=options.web_idle_timeout,
@@ -254,7 +259,10 @@ class Server:
                 "addr": f"{host}:{port}", "path": "/v1/metrics"}})
         assert self.http is not None
         host, port = self.http.address
-        log.info("Accepting Prometheus requests", extra={"fields": {"addr": f"{host}:{port}"}})
+        guard = self.http.guard
+        log.info("Accepting Prometheus requests", extra={"fields": {
+            "addr": f"{host}:{port}", "tls": guard is not None and guard.tls,
+            "basic_auth": guard is not None and bool(guard.config.users)}})
 
     @property
     def http_port(self) -> int:

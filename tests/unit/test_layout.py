@@ -13,7 +13,11 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "aerostat"
 
 # modules every part may import: the words the stages share
-SHARED = {"aerostat", "events", "names", "errors", "logs", "addresses", "framing", "counters"}
+SHARED = {"aerostat", "events", "names", "errors", "logs", "addresses", "framing", "counters",
+          # the located YAML reader, for every file a user writes (mapping, web config)
+          "mapper.yamlnodes",
+          # TLS and basic auth (--web.config.file), for every HTTP listener
+          "webconfig"}
 STAGES = {"wire", "parse", "mapper", "store"}
 
 # what each part may import besides SHARED and itself
@@ -50,6 +54,8 @@ def part_of(module: str) -> str:
         return "aerostat"
     if parts[1:3] == ["stack", "up"]:
         return "stack.up"
+    if parts[1:3] == ["mapper", "yamlnodes"]:
+        return "mapper.yamlnodes"
     return parts[1]
 
 

@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from aerostat.addresses import parse_address
 from aerostat.errors import AerostatError
 from aerostat.expose.status import STATUS_JSON_PATH, Status, render_html, render_json
+from aerostat.webconfig import WebGuard
 
 log = logging.getLogger("aerostat.http")
 
@@ -38,6 +39,8 @@ class Endpoints:
     healthy: Callable[[], bool] = lambda: True  # is the event loop coming round?
     # the status page's figures, gathered on the event loop; None: a bare page
     status: Callable[[], Status] | None = None
+    # --web.config.file: TLS, basic auth and headers for every path; None: none
+    guard: WebGuard | None = None
 
 
 def _weights(header: str) -> dict[str, float]:
@@ -83,20 +86,37 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("http %s", format % args)
 
     def _reply(self, status: int, body: bytes, content_type: str = "text/plain; charset=utf-8",
-               compress: bool = False) -> None:
+               compress: bool = False, headers: tuple[tuple[str, str], ...] = ()) -> None:
         if compress and accepts_gzip(self.headers.get("Accept-Encoding", "")):
             body = gzip.compress(body, compresslevel=1)
             self.send_response(status)
             self.send_header("Content-Encoding", "gzip")
         else:
             self.send_response(status)
+        guard = self.endpoints.guard
+        for name, value in (*headers, *(() if guard is None else guard.headers())):
+            self.send_header(name, value)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def _refused(self) -> bool:
+        """Answers the request itself when the web config refuses it (no or
+        wrong credentials: 401, as exporter-toolkit); every path is guarded."""
+        guard = self.endpoints.guard
+        if guard is None:
+            return False
+        refusal = guard.admit(self.headers.get("Authorization"))
+        if refusal is None:
+            return False
+        self._reply(refusal.status, refusal.body, headers=refusal.headers)
+        return True
+
     def do_GET(self) -> None:
+        if self._refused():
+            return
         path = self.path.split("?", 1)[0]
         endpoints = self.endpoints
         if path == endpoints.telemetry_path:
@@ -138,6 +158,8 @@ class _Handler(BaseHTTPRequestHandler):
                 headers.get("X-Prometheus-Scrape-Timeout-Seconds", ""))
 
     def do_POST(self) -> None:
+        if self._refused():
+            return
         path = self.path.split("?", 1)[0]
         endpoints = self.endpoints
         if path not in ("/-/reload", "/-/quit"):
@@ -182,6 +204,8 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     max_connections = 64
     on_refused: Callable[[], None] = staticmethod(lambda: None)
+    guard: WebGuard | None = None
+    idle_timeout: float | None = None
 
     def server_activate(self) -> None:
         super().server_activate()
@@ -210,6 +234,13 @@ class _Server(ThreadingHTTPServer):
 
     def process_request_thread(self, request: _Request, client_address: object) -> None:
         try:
+            if self.guard is not None and isinstance(request, socket.socket):
+                # the TLS handshake here, in the connection's thread: a slow
+                # or silent client holds its own thread, never the acceptor
+                secured = self.guard.secure(request, self.idle_timeout)
+                if secured is None:
+                    return
+                request = secured
             super().process_request_thread(request, client_address)
         finally:
             self._slots.release()
@@ -234,6 +265,8 @@ class HttpServer:
             "address_family": family,
             "max_connections": max(1, max_connections),
             "on_refused": staticmethod(endpoints.refused),
+            "guard": endpoints.guard,
+            "idle_timeout": idle_timeout or None,
         })
         try:
             self._server = server_class((host, port), handler)
@@ -245,6 +278,11 @@ class HttpServer:
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.1,), name="aerostat-http", daemon=True
         )
+
+    @property
+    def guard(self) -> WebGuard | None:
+        guard: WebGuard | None = self._server.guard
+        return guard
 
     @property
     def address(self) -> tuple[str, int]:
