@@ -460,3 +460,24 @@ def _observation(value: float) -> Any:
 
 def test_the_up_down_counter_class_is_what_airflow_uses() -> None:
     assert UpDownCounter is not None  # imported for the SDK's own type check
+
+
+@pytest.mark.parametrize("address", ["nope", "127.0.0.1:99999", "taken"])
+def test_a_bad_listen_address_is_a_one_line_error(address: str) -> None:
+    import socket
+    from dataclasses import replace
+
+    from aerostat.errors import AerostatError
+    from aerostat.server import Server
+    from bridge import LOOPBACK
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        if address == "taken":
+            address = f"127.0.0.1:{holder.getsockname()[1]}"
+        server = Server(replace(LOOPBACK, otlp_listen_address=address))
+        with pytest.raises(AerostatError) as raised:
+            server.start()
+    assert str(raised.value).startswith("--otlp.listen-address: ")
+    assert "\n" not in str(raised.value)
