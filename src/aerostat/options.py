@@ -29,6 +29,7 @@ class ServerOptions:
     mapping_config: str | None = None
     cache_size: int = 1000
     read_buffer: int | None = None
+    udp_single_receive: bool = False
     line_cache_size: int = 100_000
     ttl: float = 0.0
     max_series: int = 500_000
@@ -113,6 +114,9 @@ SERVE_FLAGS: tuple[Flag, ...] = (
     Flag("--statsd.read-buffer", "read_buffer",
          "Size of the kernel receive buffer of the sockets (unset: aerostat asks 8 MiB for "
          "UDP).", positive_int),
+    Flag("--statsd.udp-single-receive", "udp_single_receive",
+         "Receive UDP with one recv per datagram instead of many datagrams per recvmmsg "
+         "(the default on Linux); for comparisons.", switch=True),
     Flag("--statsd.cache-size", "cache_size", "Maximum size of the metric mapping cache.",
          positive_int),
     Flag("--statsd.line-cache-size", "line_cache_size",

@@ -149,6 +149,7 @@ class Server:
         self.sources: list[Source] = []
         self.relay: Relay | None = None
         self.udp: socket.socket | None = None
+        self.udp_source: UdpSource | None = None
         self.tcp: socket.socket | None = None
         self.unixgram: socket.socket | None = None
         self.otlp: OtlpSource | None = None
@@ -214,7 +215,9 @@ class Server:
         wants_senders = lambda: self.pipeline.needs_senders  # noqa: E731 - asked per read
         if options.listen_udp:
             self.udp = bind_udp(options.listen_udp, options.read_buffer)
-            self.sources.append(UdpSource(self.udp, sink, telemetry, wants_senders, self.relay))
+            self.udp_source = UdpSource(self.udp, sink, telemetry, wants_senders, self.relay,
+                                        batch_receive=not options.udp_single_receive)
+            self.sources.append(self.udp_source)
         if options.listen_tcp:
             self.tcp = bind_tcp(options.listen_tcp)
             tcp = TcpSource(
@@ -249,6 +252,10 @@ class Server:
             if level == logging.WARNING:
                 fields["asked"] = self.options.read_buffer
             log.log(level, message, extra={"fields": fields})
+        if self.udp_source is not None:
+            log.info("Receiving UDP with %s", self.udp_source.receive_call, extra={"fields": {
+                "receive_call": self.udp_source.receive_call,
+                "datagrams_per_call": self.udp_source.datagrams_per_call}})
         log.info("Accepting StatsD traffic", extra={"fields": {
             "udp": _address(self.udp), "tcp": _address(self.tcp),
             "unixgram": self.options.listen_unixgram or None,

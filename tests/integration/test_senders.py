@@ -44,11 +44,14 @@ mappings:
 """
 
 
-@pytest.fixture
-def bridge(tmp_path: Path) -> Iterator[Bridge]:
+@pytest.fixture(params=[False, True], ids=["recvmmsg", "recv"])
+def bridge(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Bridge]:
+    """Both ways of receiving UDP: many datagrams per call (recvmmsg) and
+    one per call (recv), each reading senders."""
     config = tmp_path / "senders.yml"
     config.write_text(MAPPING)
-    with running_bridge(mapping_config=str(config)) as running:
+    with running_bridge(mapping_config=str(config),
+                        udp_single_receive=request.param) as running:
         yield running
 
 

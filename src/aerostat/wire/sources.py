@@ -15,6 +15,8 @@ from collections.abc import Callable, Hashable
 from typing import Protocol
 
 from aerostat.counters import Telemetry
+from aerostat.wire.batch_receive import SLOTS as SLOTS_PER_CALL
+from aerostat.wire.batch_receive import BatchReceiver, batch_receiver
 from aerostat.wire.listeners import LineAssembler, remove_own_socket, udp_kernel_drops
 from aerostat.wire.relay import Relay
 
@@ -70,6 +72,9 @@ class DatagramSource:
         self.telemetry = telemetry
         self.wants_senders = wants_senders
         self.relay = relay
+        # many datagrams per system call where the platform has recvmmsg
+        # (UdpSource), one recv per datagram otherwise
+        self.batch_receiver: BatchReceiver | None = None
 
     def register(self, selector: selectors.BaseSelector) -> None:
         selector.register(self.socket, selectors.EVENT_READ, self.read)
@@ -81,6 +86,8 @@ class DatagramSource:
         raise NotImplementedError
 
     def _read_batch(self) -> int:
+        if self.batch_receiver is not None:
+            return self._receive_batch(self.batch_receiver)
         batch: list[bytes] = []
         append = batch.append
         senders: list[Hashable] | None = None
@@ -111,6 +118,20 @@ class DatagramSource:
         self.sink(batch, senders)
         return len(batch)
 
+    def _receive_batch(self, receiver: BatchReceiver) -> int:
+        """As the recv loop, SLOTS datagrams per system call."""
+        batch: list[bytes] = []
+        senders: list[Hashable] | None = [] if self.wants_senders() else None
+        receive = receiver.receive
+        budget = receiver.bytes + BATCH_BYTES
+        while len(batch) < BATCH:
+            if receive(batch, senders) < SLOTS_PER_CALL or receiver.bytes > budget:
+                break  # the socket is empty, or the batch is big enough
+        if self.relay is not None:
+            self.relay.forward(batch)
+        self.sink(batch, senders)
+        return len(batch)
+
     def tick(self, now: float) -> None:
         pass
 
@@ -126,6 +147,30 @@ class DatagramSource:
 
 
 class UdpSource(DatagramSource):
+    """``batch_receive``: with recvmmsg where the platform has it (see
+    aerostat.wire.batch_receive), else one recv per datagram; which one is
+    in ``receive_call``."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        sink: Sink,
+        telemetry: Telemetry,
+        wants_senders: Callable[[], bool],
+        relay: Relay | None = None,
+        batch_receive: bool = True,
+    ) -> None:
+        super().__init__(sock, sink, telemetry, wants_senders, relay)
+        if batch_receive:
+            self.batch_receiver = batch_receiver(sock)
+        self.receive_call = "recv" if self.batch_receiver is None else "recvmmsg"
+        self.datagrams_per_call = 1 if self.batch_receiver is None else SLOTS_PER_CALL
+
+    def close(self) -> None:
+        if self.batch_receiver is not None:
+            self.batch_receiver.close()
+        super().close()
+
     def count(self, datagrams: int) -> None:
         self.telemetry.udp_packets += datagrams
 
