@@ -154,6 +154,7 @@ class Server:
         self.unixgram: socket.socket | None = None
         self.otlp: OtlpSource | None = None
         self.http: HttpServer | None = None
+        self.guard: WebGuard | None = None  # --web.config.file, for every HTTP listener
 
     # -- start -----------------------------------------------------------------
 
@@ -165,7 +166,7 @@ class Server:
                                 source="--statsd.listen-*")
         try:
             # the web config first: a mistake in it fails the start, named
-            guard = None if options.web_config_file is None else WebGuard(
+            self.guard = None if options.web_config_file is None else WebGuard(
                 options.web_config_file)
             self._bind_sources()
             self.http = HttpServer(
@@ -179,7 +180,7 @@ class Server:
                     refused=self._count_http_refusal,
                     healthy=self._loop_is_turning,
                     status=self.request_status,
-                    guard=guard,
+                    guard=self.guard,
                 ),
                 max_connections=options.web_max_connections,
                 idle_timeout=options.web_idle_timeout,
@@ -234,7 +235,7 @@ class Server:
                 DecodeLimits(options.otlp_max_data_points, options.otlp_max_attributes),
                 # with Airflow's knowledge, a resource can name the deployment
                 OTLP_DEPLOYMENT_KEYS if options.built_in is not None else (),
-                options.web_max_connections, options.web_idle_timeout,
+                options.web_max_connections, options.web_idle_timeout, guard=self.guard,
             ), self._feed_events, telemetry)
             self.sources.append(self.otlp)
         if options.listen_unixgram:
@@ -266,7 +267,7 @@ class Server:
                 "addr": f"{host}:{port}", "path": "/v1/metrics"}})
         assert self.http is not None
         host, port = self.http.address
-        guard = self.http.guard
+        guard = self.guard
         log.info("Accepting Prometheus requests", extra={"fields": {
             "addr": f"{host}:{port}", "tls": guard is not None and guard.tls,
             "basic_auth": guard is not None and bool(guard.config.users)}})

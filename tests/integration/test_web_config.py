@@ -262,3 +262,53 @@ def test_check_config_checks_the_files_a_web_config_names(tmp_path: Path, pki: P
         assert "tls_server_config.key_file: cannot read" in done.stderr
     finally:
         (tmp_path / "moved.key").rename(pki.server_key)
+
+
+def test_the_otlp_listener_is_guarded_by_the_same_file(
+        tmp_path: Path, pki: Pki, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The OpenTelemetry SDK's own OTLP/HTTP exporter, as Airflow's OTel mode
+    uses it, pushes over TLS with the credentials in a header."""
+    # requests lets these override the exporter's certificate_file
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+    with running_bridge(web_config_file=str(web_config(tmp_path, pki)),
+                        otlp_listen_address="127.0.0.1:0") as bridge:
+        assert bridge.server.otlp is not None
+        url = f"https://127.0.0.1:{bridge.server.otlp.address[1]}/v1/metrics"
+
+        def push(password: str, value: int) -> None:
+            token = base64.b64encode(f"prometheus:{password}".encode()).decode()
+            exporter = OTLPMetricExporter(endpoint=url, certificate_file=str(pki.ca_cert),
+                                          headers={"Authorization": f"Basic {token}"},
+                                          timeout=5)
+            reader = PeriodicExportingMetricReader(exporter,
+                                                   export_interval_millis=3_600_000)
+            provider = MeterProvider(metric_readers=[reader])
+            provider.get_meter("test").create_counter(f"otlp_tls_{value}").add(value)
+            provider.force_flush()
+            provider.shutdown()
+
+        push("wrong", 7)
+        push(PASSWORD, 5)
+        deadline = time.monotonic() + 5
+        while "otlp_tls_5" not in (body := scrape(bridge, pki)):
+            assert time.monotonic() < deadline, body
+            time.sleep(0.05)
+        assert "otlp_tls_7" not in body  # refused, nothing taken
+        connection = http.client.HTTPSConnection(
+            "127.0.0.1", bridge.server.otlp.address[1], timeout=10, context=client_context(pki))
+        connection.request("POST", "/v1/metrics", body=b"",
+                           headers={"Content-Type": "application/x-protobuf"})
+        refused = connection.getresponse()
+        assert refused.status == 401
+        assert refused.getheader("WWW-Authenticate") == 'Basic realm="aerostat"'
+        connection.close()
+        # plain HTTP to the OTLP port is refused as on the metrics port
+        with socket.create_connection(("127.0.0.1", bridge.server.otlp.address[1]),
+                                      timeout=5) as plain:
+            plain.sendall(b"POST /v1/metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+            assert plain.recv(4096).startswith(b"HTTP/1.0 400 Bad Request")

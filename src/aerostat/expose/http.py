@@ -280,11 +280,6 @@ class HttpServer:
         )
 
     @property
-    def guard(self) -> WebGuard | None:
-        guard: WebGuard | None = self._server.guard
-        return guard
-
-    @property
     def address(self) -> tuple[str, int]:
         host, port = self._server.server_address[:2]
         return str(host), int(port)

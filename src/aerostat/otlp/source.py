@@ -47,6 +47,7 @@ from aerostat.otlp.decode import (
     read_request,
 )
 from aerostat.otlp.streams import Streams
+from aerostat.webconfig import WebGuard
 
 log = logging.getLogger("aerostat.otlp")
 
@@ -67,6 +68,8 @@ class OtlpSettings:
     deployment_keys: tuple[str, ...] = ()
     max_connections: int = 64
     idle_timeout: float = 30.0
+    # --web.config.file: the same TLS and basic auth as the metrics port
+    guard: WebGuard | None = None
 
 
 class _Batch(NamedTuple):
@@ -92,7 +95,8 @@ class OtlpSource:
         handler = type("Handler", (_Handler,), {
             "source": self, "timeout": settings.idle_timeout or None})
         server_class = type("Server", (_Server,), {
-            "address_family": family, "max_connections": max(1, settings.max_connections)})
+            "address_family": family, "max_connections": max(1, settings.max_connections),
+            "guard": settings.guard, "idle_timeout": settings.idle_timeout or None})
         try:
             self._server = server_class((host, port), handler)
         except OSError as error:
@@ -207,7 +211,27 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._answer(code, status.SerializeToString(), PROTOBUF)
 
+    def _refused(self) -> bool:
+        """Answers the request itself when the web config refuses it (no or
+        wrong credentials: 401 with WWW-Authenticate)."""
+        guard = self.source.settings.guard
+        refusal = None if guard is None else guard.admit(self.headers.get("Authorization"))
+        if refusal is None:
+            return False
+        self._discard(self.headers.get("Content-Length"))
+        self.send_response(refusal.status)
+        for name, value in refusal.headers:
+            self.send_header(name, value)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(refusal.body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(refusal.body)
+        return True
+
     def do_POST(self) -> None:
+        if self._refused():
+            return
         path = self.path.split("?", 1)[0]
         content_type = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
         encoding = PROTOBUF if content_type != JSON else JSON
@@ -301,6 +325,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
 
     def _not_allowed(self) -> None:
+        if self._refused():
+            return
         self.close_connection = True
         if self.path.split("?", 1)[0] != METRICS_PATH:
             self._fail(404, f"no such path: only POST {METRICS_PATH} is served")
@@ -342,6 +368,8 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     max_connections = 64
+    guard: WebGuard | None = None
+    idle_timeout: float | None = None
 
     def server_activate(self) -> None:
         super().server_activate()
@@ -359,6 +387,10 @@ class _Server(ThreadingHTTPServer):
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
+            if self.guard is not None:  # the TLS handshake, in this thread
+                request = self.guard.secure(request, self.idle_timeout)
+                if request is None:
+                    return
             super().process_request_thread(request, client_address)
         finally:
             self._slots.release()
