@@ -137,7 +137,7 @@ class WebConfig:
 
     source: str = "<web config>"
     tls: TlsSettings = field(default_factory=TlsSettings)
-    http2: bool = True  # taken, and without effect: aerostat serves HTTP/1.1
+    http2: bool = True  # deviation: taken, and without effect: aerostat serves HTTP/1.x
     headers: tuple[tuple[str, str], ...] = ()
     users: dict[str, bytes] = field(default_factory=dict, repr=False)  # name → bcrypt hash
     rate_interval: float = 0.0  # seconds between requests; 0: no limit
@@ -416,6 +416,7 @@ class Refusal:
     headers: tuple[tuple[str, str], ...] = ()
 
 
+# deviation: upstream sends a bare "Basic"; RFC 7617 wants a realm
 UNAUTHORIZED = Refusal(401, b"Unauthorized\n", (("WWW-Authenticate", 'Basic realm="aerostat"'),))
 TOO_MANY = Refusal(429, b"Too Many Requests\n")
 BROKEN = Refusal(500, b"Internal Server Error: the web config file does not load; see the log\n")
@@ -491,8 +492,9 @@ def basic_credentials(authorization: str | None) -> tuple[bytes, bytes] | None:
 class WebGuard:
     """A listener's TLS and basic auth, from a web config file that is read
     again whenever it, or a file it names, changes (checked at most once a
-    second). A file that stops loading refuses every request (500) and
-    handshake until it loads again: the guard never falls open."""
+    second; deviation: upstream parses it on every request and handshake).
+    A file that stops loading refuses every request (500) and handshake
+    until it loads again: the guard never falls open."""
 
     _RECHECK_SECONDS = 1.0
 
@@ -614,7 +616,8 @@ class WebGuard:
         return None if ok and stored is not None else UNAUTHORIZED
 
     def _take_token(self, config: WebConfig) -> bool:
-        """A token bucket: one request per interval, ``burst`` at once."""
+        """A token bucket: one request per interval, ``burst`` at once.
+        deviation: ``burst: 0`` allows one (Go's limiter would refuse all)."""
         with self._lock:
             now = self._clock()
             capacity = max(1, config.rate_burst)

@@ -55,6 +55,9 @@ def basic(user: str, password: str) -> str:
          "asks for no client certificate"),
         (TLS + "  client_auth_type: RequireAndVerifyClientCert\n",
          "web.yml:4:21: tls_server_config.client_auth_type:", "needs client_ca_file"),
+        # deviation S10: Python's ssl verifies every client certificate it asks for
+        (TLS + "  client_auth_type: RequireAnyClientCert\n",
+         "web.yml:4:21: tls_server_config.client_auth_type:", "needs client_ca_file"),
         (TLS + "  cipher_suites: [TLS_RSA_WITH_RC4_128_SHA]\n",
          "web.yml:4:19: tls_server_config.cipher_suites:", "unknown cipher suite"),
         (TLS + "  curve_preferences: [CurveP224]\n",
@@ -72,8 +75,8 @@ def basic(user: str, password: str) -> str:
     ],
     ids=["unknown-top-key", "unknown-tls-key", "missing-cert", "missing-key", "bad-hash",
          "low-cost", "bad-min-version", "min-above-max", "bad-client-auth", "ca-without-policy",
-         "verify-without-ca", "bad-cipher", "bad-curve", "cert-twice", "header-not-allowed",
-         "header-bad-value", "http2-not-bool", "bad-interval", "syntax"],
+         "verify-without-ca", "any-cert-without-ca", "bad-cipher", "bad-curve", "cert-twice",
+         "header-not-allowed", "header-bad-value", "http2-not-bool", "bad-interval", "syntax"],
 )
 def test_a_mistake_is_named_with_file_line_and_key(text: str, where: str, message: str) -> None:
     with pytest.raises(AerostatError) as caught:
@@ -233,3 +236,14 @@ def test_the_rate_limit_is_a_token_bucket(tmp_path: Path) -> None:
     assert answers[2] is not None and answers[2].status == 429
     clock.now += 1.0
     assert guard.admit(None) is None
+
+
+def test_a_burst_of_zero_still_lets_one_request_through(tmp_path: Path) -> None:
+    """deviation S10: Go's limiter with burst 0 refuses everything."""
+    web = tmp_path / "web.yml"
+    web.write_text("rate_limit:\n  interval: 1s\n  burst: 0\n")
+    clock = Clock()
+    guard = WebGuard(str(web), clock)
+    assert guard.admit(None) is None
+    refused = guard.admit(None)
+    assert refused is not None and refused.status == 429
