@@ -5,7 +5,10 @@ Starts the exporter (aerostat by default) on free loopback ports, replays real A
 StatsD traffic at fixed offered rates with statsd-blast (one line per datagram, as
 Airflow sends), and reads the exporter's own counters before and after each load to
 report datagrams received, loss, kernel drops, CPU per line, RSS and the latency of
-/metrics scrapes taken every 0.5 s while the load runs. See benchmarks/README.md.
+/metrics scrapes taken every 0.5 s while the load runs. Several exporters
+(--exporter, repeatable) run side by side in one session: all started at once, their
+runs interleaved (A, B, A, B, ...), so that a machine whose load changes meets both
+alike. See benchmarks/README.md.
 
     ./run bench udp [--rates 100000,200000,300000] [--seconds 5]
         [--repeats 3] [--read-buffer N] [--exporter CMD] [--find-max]
@@ -33,7 +36,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from prometheus_client.parser import text_string_to_metric_families
+try:
+    from prometheus_client.parser import text_string_to_metric_families
+except ModuleNotFoundError:  # run outside the project's environment
+    sys.exit("bench_udp needs the project's environment: run it as ./run bench udp [ARGS] "
+             "(or .venv/bin/python benchmarks/bench_udp.py after ./run created .venv)")
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -108,10 +115,10 @@ def prepare_rmem(read_buffer: int | None) -> int | None:
     Returns the value to restore afterwards, or None when nothing was changed."""
     current = read_int(RMEM_MAX)
     if not read_buffer:
-        print("read buffer: each exporter's own default (aerostat asks the kernel for 8 MiB, "
-              "capped at net.core.rmem_max; statsd_exporter keeps "
-              f"net.core.rmem_default={read_int(RMEM_DEFAULT)}); the granted size is printed "
-              "per exporter below")
+        print("read buffer: not passed, each exporter asks its own (aerostat 8 MiB; "
+              "statsd_exporter nothing, so net.core.rmem_default="
+              f"{read_int(RMEM_DEFAULT)}), capped at net.core.rmem_max={current}; what each "
+              "socket got is printed below as 'granted'")
         return None
     if current is None or read_buffer <= current:
         print(f"read buffer: {read_buffer} bytes, within net.core.rmem_max={current}; "
@@ -243,6 +250,23 @@ class Exporter:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+
+
+def exporter_names(cmds: list[str]) -> list[str]:
+    """A name per command: the program's, and where two share one, the
+    arguments that tell them apart."""
+    bases = [exporter_name(cmd) for cmd in cmds]
+    names = []
+    for cmd, base in zip(cmds, bases, strict=True):
+        if bases.count(base) == 1:
+            names.append(base)
+            continue
+        common = set.intersection(*[set(shlex.split(c)) for c, b in zip(cmds, bases, strict=True)
+                                    if b == base])
+        extra = [arg for arg in shlex.split(cmd) if arg not in common]
+        name = " ".join([base, *extra])
+        names.append(name if name not in names else f"{name}#{len(names) + 1}")
+    return names
 
 
 def exporter_name(cmd: str) -> str:
@@ -519,35 +543,47 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def bench_exporter(exporter: Exporter, blast_bin: Path,
-                   args: argparse.Namespace) -> dict[str, Any]:
-    exporter.start()
-    try:
-        result: dict[str, Any] = {"name": exporter.name, "argv": exporter.argv(),
-                                  "receive_buffer_bytes": receive_buffer(exporter.udp_port)}
-        print(f"[{exporter.name}] udp={HOST}:{exporter.udp_port} web={HOST}:{exporter.web_port}"
-              f" pid={exporter.proc.pid if exporter.proc else '-'}"
-              f" receive buffer={fmt(result['receive_buffer_bytes'], 'd')} bytes")
+def granted_buffer(exporter: Exporter) -> dict[str, Any]:
+    """What the exporter's socket got: ``ss``'s rb, which is twice the size
+    asked (the kernel's own bookkeeping), capped at twice rmem_max."""
+    granted = receive_buffer(exporter.udp_port)
+    asked = exporter.read_buffer
+    print(f"[{exporter.name}] udp={HOST}:{exporter.udp_port} web={HOST}:{exporter.web_port}"
+          f" pid={exporter.proc.pid if exporter.proc else '-'} receive buffer: "
+          f"asked {fmt(asked, 'd') if asked else 'its own default'}, "
+          f"granted {fmt(granted, 'd')} bytes (ss rb: twice the usable size)")
+    return {"asked": asked, "granted": granted}
+
+
+def bench_side_by_side(exporters: list[Exporter], blast_bin: Path,
+                       args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every exporter already started; each rate's runs interleaved over
+    them (A, B, A, B, ...), one load at a time."""
+    results: list[dict[str, Any]] = []
+    for exporter in exporters:
+        buffer = granted_buffer(exporter)
+        results.append({"name": exporter.name, "argv": exporter.argv(),
+                        "receive_buffer_bytes": buffer["granted"],
+                        "receive_buffer_asked": buffer["asked"], "rates": []})
         blast(blast_bin, exporter.udp_port, min(args.rate_list), WARMUP_SECONDS)
         wait_settled(exporter)
-        rates = []
-        for rate in args.rate_list:
-            runs = []
-            for i in range(args.repeats):
+    for rate in args.rate_list:
+        runs: list[list[dict[str, Any]]] = [[] for _ in exporters]
+        for i in range(args.repeats):
+            for exporter, own in zip(exporters, runs, strict=True):
                 run = run_once(exporter, blast_bin, rate, args.seconds, args.scrape_interval)
-                runs.append(run)
+                own.append(run)
                 print(f"[{exporter.name}] {rate:>10,.0f}/s run {i + 1}/{args.repeats}: "
                       f"loss {fmt(run['loss_pct'], '.3f')} %, "
                       f"CPU {fmt(run['cpu_us_per_line'], '.2f')} us/line")
-            rates.append({"rate": rate, "median": medians(runs), "runs": runs})
-        result["rates"] = rates
-        if args.find_max:
-            result["find_max"] = find_max(exporter, blast_bin, [r["median"] for r in rates],
-                                          args.seconds, args.find_max_budget,
-                                          args.scrape_interval)
-        return result
-    finally:
-        exporter.stop()
+        for result, own in zip(results, runs, strict=True):
+            result["rates"].append({"rate": rate, "median": medians(own), "runs": own})
+    if args.find_max:
+        for exporter, result in zip(exporters, results, strict=True):
+            result["find_max"] = find_max(
+                exporter, blast_bin, [r["median"] for r in result["rates"]], args.seconds,
+                args.find_max_budget, args.scrape_interval)
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -560,22 +596,26 @@ def main(argv: list[str] | None = None) -> int:
     if not args.exporter and (reference := shutil.which("statsd_exporter")):
         print(f"found statsd_exporter at {reference}: running it too, for comparison")
         cmds.append(shlex.quote(reference))
-    names: list[str] = []
-    for cmd in cmds:
-        name = exporter_name(cmd)
-        names.append(name if name not in names else f"{name}#{len(names) + 1}")
+    names = exporter_names(cmds)
 
     restore = prepare_rmem(args.read_buffer)
-    results = []
+    exporters = [Exporter(name, cmd, args.read_buffer) for name, cmd in zip(names, cmds,
+                                                                             strict=True)]
     try:
-        for name, cmd in zip(names, cmds, strict=True):
-            results.append(bench_exporter(Exporter(name, cmd, args.read_buffer), blast_bin, args))
+        with contextlib.ExitStack() as running:
+            for exporter in exporters:
+                exporter.start()
+                running.callback(exporter.stop)
+            results = bench_side_by_side(exporters, blast_bin, args)
     finally:
         restore_rmem(restore)
 
     for res in results:
+        asked = res["receive_buffer_asked"]
         print_table(f"{res['name']} (medians of {args.repeats} x {args.seconds:g} s, "
-                    f"read buffer {args.read_buffer or 'each exporter default'}, "
+                    f"{len(results)} exporter(s) interleaved, receive buffer asked "
+                    f"{fmt(asked, 'd') if asked else 'its own default'}"
+                    f", granted {fmt(res['receive_buffer_bytes'], 'd')} (ss rb), "
                     f"scrape every {args.scrape_interval:g} s)",
                     [r["median"] for r in res["rates"]])
         if "find_max" in res:
