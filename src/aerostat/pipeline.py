@@ -38,6 +38,7 @@ from aerostat.store import (
     Store,
     SummarySeries,
     fold,
+    schema_for_factor,
     sender_text,
 )
 
@@ -212,7 +213,9 @@ def resolve(
         )
     elif observer_type is ObserverType.HISTOGRAM:
         spec = FamilySpec(
-            name, MetricType.HISTOGRAM, help_text or DEFAULT_HELP, buckets=histogram.buckets
+            name, MetricType.HISTOGRAM, help_text or DEFAULT_HELP, buckets=histogram.buckets,
+            native_schema=schema_for_factor(histogram.native_histogram_bucket_factor),
+            native_max_buckets=histogram.native_histogram_max_buckets,
         )
     else:
         spec = FamilySpec(

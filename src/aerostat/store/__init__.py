@@ -2,6 +2,7 @@
 
 from aerostat.store.buckets import fold
 from aerostat.store.hold import FirstValueHold
+from aerostat.store.native import NativeHistogram, schema_for_factor
 from aerostat.store.registry import (
     BY_SENDER,
     Family,
@@ -14,6 +15,7 @@ from aerostat.store.registry import (
 )
 from aerostat.store.series import (
     HistogramSeries,
+    NativeHistogramSeries,
     ScalarSeries,
     SenderGaugeSeries,
     Series,
@@ -30,6 +32,8 @@ __all__ = [
     "LabelPairs",
     "Liveness",
     "MetricType",
+    "NativeHistogram",
+    "NativeHistogramSeries",
     "Refusal",
     "ScalarSeries",
     "SenderGaugeSeries",
@@ -37,5 +41,6 @@ __all__ = [
     "Store",
     "SummarySeries",
     "fold",
+    "schema_for_factor",
     "sender_text",
 ]

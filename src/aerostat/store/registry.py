@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from aerostat.store.hold import FirstValueHold
+from aerostat.store.native import NativeHistogram
 from aerostat.store.series import (
     HistogramSeries,
+    NativeHistogramSeries,
     ScalarSeries,
     SenderGaugeSeries,
     Series,
@@ -66,6 +68,11 @@ class FamilySpec(NamedTuple):
     senders: str | None = None
     sender_ttl: float = 60.0
     liveness: Liveness | None = None
+    # histograms: a native histogram beside the classic buckets, starting
+    # at this schema (store/native.py), at most this many buckets (0: no
+    # limit); None: classic only
+    native_schema: int | None = None
+    native_max_buckets: int = 0
 
 
 @dataclass(slots=True)
@@ -243,6 +250,8 @@ def series_bytes(spec: FamilySpec, labels: LabelPairs) -> int:
     size = 360 + 2 * text + 130 * len(labels)
     if spec.type is MetricType.HISTOGRAM:
         size += 120 + 8 * len(spec.buckets)
+        if spec.native_schema is not None:
+            size += 350  # empty; its buckets grow later and are not counted
     elif spec.type is MetricType.SUMMARY:
         size += 300 + 65 * spec.age_buckets
     elif spec.senders:
@@ -255,6 +264,9 @@ def _new_series(spec: FamilySpec, labels: LabelPairs) -> Series:
     if spec.senders:
         return SenderGaugeSeries(labels, labels_text, 0.0, spec.senders, spec.sender_ttl)
     if spec.type is MetricType.HISTOGRAM:
+        if spec.native_schema is not None:
+            native = NativeHistogram(spec.native_schema, spec.native_max_buckets)
+            return NativeHistogramSeries(labels, labels_text, 0.0, spec.buckets, native)
         return HistogramSeries(labels, labels_text, 0.0, spec.buckets)
     if spec.type is MetricType.SUMMARY:
         return SummarySeries(

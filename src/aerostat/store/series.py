@@ -11,6 +11,8 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Hashable, Mapping, Sequence
 
+from aerostat.store.native import NativeHistogram
+
 # perf: the labels are rendered once, when the series is born, so a scrape
 # only joins strings.
 
@@ -30,10 +32,13 @@ class ScalarSeries:
 
 
 class HistogramSeries:
-    """Cumulative buckets are built at scrape time from per-bucket counts."""
+    """Cumulative buckets are built at scrape time from per-bucket counts.
+    ``native``: the native histogram beside them (NativeHistogramSeries),
+    None here."""
 
     __slots__ = (
-        "born", "bounds", "count", "counts", "labels", "labels_text", "sum", "ttl", "updated",
+        "born", "bounds", "count", "counts", "labels", "labels_text", "native", "sum", "ttl",
+        "updated",
     )
 
     def __init__(
@@ -52,6 +57,7 @@ class HistogramSeries:
         self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
         self.sum = 0.0
         self.count = 0
+        self.native: NativeHistogram | None = None
 
     def observe(self, value: float, now: float, weight: int = 1) -> bool:
         """Counts ``weight`` observations of ``value``; False, and nothing
@@ -63,6 +69,66 @@ class HistogramSeries:
         self.counts[bisect_left(self.bounds, value)] += weight
         self.sum = total
         self.count += weight
+        return True
+
+
+class NativeHistogramSeries(HistogramSeries):
+    """A histogram whose rule asks for a native histogram too
+    (native_histogram_bucket_factor, or an OTLP exponential histogram): its
+    own class so that the classic-only HistogramSeries.observe, on the hot
+    path of every other histogram, does not even test for it."""
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        labels: tuple[tuple[str, str], ...],
+        labels_text: str,
+        ttl: float,
+        bounds: tuple[float, ...],
+        native: NativeHistogram,
+    ) -> None:
+        super().__init__(labels, labels_text, ttl, bounds)
+        self.native = native
+
+    def observe(self, value: float, now: float, weight: int = 1) -> bool:
+        total = self.sum + value * weight
+        if total - total != 0.0:
+            return False
+        self.counts[bisect_left(self.bounds, value)] += weight
+        self.sum = total
+        self.count += weight
+        native = self.native
+        assert native is not None
+        native.observe(value, weight)
+        return True
+
+    def add_exponential(
+        self,
+        scale: int,
+        zero_threshold: float,
+        zero_count: int,
+        positive_offset: int,
+        positive_counts: Sequence[int],
+        negative_offset: int,
+        negative_counts: Sequence[int],
+        count: int,
+        total: float,
+    ) -> bool:
+        """An OTLP exponential-histogram delta into the native buckets, with
+        its count and sum (store/native.py). The classic buckets are not
+        touched: store/buckets.py's fold() fills them. False, and nothing
+        changed, when the sum would not be finite or the scale is below -4."""
+        new_sum = self.sum + total
+        if new_sum - new_sum != 0.0:
+            return False
+        native = self.native
+        assert native is not None
+        if not native.add_exponential(scale, zero_threshold, zero_count, positive_offset,
+                                      positive_counts, negative_offset, negative_counts):
+            return False
+        self.sum = new_sum
+        self.count += count
         return True
 
 
