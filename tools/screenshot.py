@@ -1,16 +1,19 @@
-"""Takes docs/images/prometheus-demo.png: runs ``aerostat up --demo`` on free
-ports with a throw-away state directory, lets the demo traffic fill
-Prometheus for a few minutes, and has a headless Chromium photograph a
-Prometheus graph of it. Not part of the tests (it takes minutes and needs
-Debian's chromium package: apt-get install chromium).
+"""Takes docs/images/prometheus-demo.png as a new user sees it: runs
+``aerostat up --demo`` on free ports with a throw-away state directory and,
+as soon as the stack is up, opens the Prometheus graph link it printed (the
+README's query over the last hour, which the demo backfilled) in Debian's
+headless Chromium through Selenium and Debian's chromedriver. Not part of
+the tests; needs what ``./run tests`` installs (chromium, chromium-driver).
 
-    .venv/bin/python tools/screenshot.py [--minutes 4] [--speed 4] [--out PATH]
+    .venv/bin/python tools/screenshot.py [--wait SECONDS] [--out PATH]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
+import re
+import select
 import shutil
 import signal
 import socket
@@ -18,22 +21,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
 ROOT = Path(__file__).resolve().parents[1]
-# tasks finishing per second, by DAG: the demo's DAGs succeed, retry and fail
-EXPRESSION = "sum by (dag_id, state) (rate(airflow_ti_finish_total[1m]))"
-CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--hide-scrollbars", "--window-size=1400,900",
-    # the page draws the graph from its own queries after loading: give its
-    # scripts the time to finish before the picture is taken
-    "--virtual-time-budget=15000",
-)
-_LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def free_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
@@ -43,55 +38,62 @@ def free_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
     return port
 
 
-def series(prometheus: str, expr: str) -> int:
-    """How many series ``expr`` returns now; 0 while Prometheus is not up."""
-    url = f"{prometheus}/api/v1/query?query={urllib.parse.quote(expr)}"
-    try:
-        with _LOCAL.open(url, timeout=5) as response:
-            return len(json.load(response)["data"]["result"])
-    except OSError:
-        return 0
+def printed_until(process: subprocess.Popen[bytes], marker: bytes, timeout: float) -> str:
+    assert process.stdout is not None
+    out = b""
+    deadline = time.monotonic() + timeout
+    while marker not in out:
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise SystemExit(f"aerostat up did not come up: {out.decode()}")
+        if select.select([process.stdout], [], [], 1)[0]:
+            out += os.read(process.stdout.fileno(), 65536)
+    return out.decode()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=4.0,
-                        help="how long the demo fills Prometheus before the picture")
-    parser.add_argument("--speed", type=float, default=4.0, help="the demo's --demo-speed")
-    parser.add_argument("--range", default="5m", help="the graph's time range")
+    parser.add_argument("--wait", type=float, default=0.0,
+                        help="seconds of live demo traffic before the picture (0: at once)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs/images/prometheus-demo.png")
     args = parser.parse_args()
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        print("no chromium on the PATH: sudo apt-get install chromium", file=sys.stderr)
+    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
+    if chromium is None or driver_path is None:
+        print("needs Debian's chromium and chromium-driver (./run tests installs them)",
+              file=sys.stderr)
         return 1
 
     with tempfile.TemporaryDirectory(prefix="aerostat-screenshot-") as scratch:
         ports = {"statsd": free_port(socket.SOCK_DGRAM), "web": free_port(),
                  "prometheus": free_port(), "grafana": free_port()}
         up = subprocess.Popen(
-            [sys.executable, "-m", "aerostat.cli", "up", "--demo", "--demo-speed",
-             str(args.speed), "--state-dir", f"{scratch}/state",
-             *(f"--{name}-port={port}" for name, port in ports.items())],
-            stdin=subprocess.DEVNULL,
+            [sys.executable, "-m", "aerostat.cli", "up", "--demo", "--state-dir",
+             f"{scratch}/state", *(f"--{name}-port={port}" for name, port in ports.items())],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         )
-        prometheus = f"http://127.0.0.1:{ports['prometheus']}"
         try:
-            started = time.monotonic()
-            while time.monotonic() - started < args.minutes * 60 or not series(
-                    prometheus, EXPRESSION):
-                if up.poll() is not None:
-                    print(f"aerostat up exited with {up.returncode}", file=sys.stderr)
-                    return 1
-                time.sleep(5)
-            query = urllib.parse.urlencode(
-                {"g0.expr": EXPRESSION, "g0.tab": "0", "g0.range_input": args.range})
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            subprocess.run(
-                [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={scratch}/chromium",
-                 f"--screenshot={args.out}", f"{prometheus}/graph?{query}"],
-                check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120,
-            )
+            summary = printed_until(up, b"statsd_prefix", 180)
+            found = re.search(r"Prometheus +(http://\S+)", summary)
+            assert found, summary
+            time.sleep(args.wait)
+            options = webdriver.ChromeOptions()
+            options.binary_location = chromium
+            for argument in ("--headless=new", "--no-sandbox", "--disable-gpu",
+                             "--disable-dev-shm-usage", "--window-size=1400,1150",
+                             "--hide-scrollbars", "--force-device-scale-factor=1"):
+                options.add_argument(argument)
+            driver = webdriver.Chrome(options=options,
+                                      service=Service(executable_path=driver_path))
+            try:
+                driver.get(found[1])
+                # the classic graph page draws its lines as SVG paths
+                # the classic graph page (Rickshaw) draws each series as an SVG path
+                WebDriverWait(driver, 30).until(
+                    lambda d: d.find_elements(By.CSS_SELECTOR, ".graph svg path.path"))
+                time.sleep(1)
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                driver.save_screenshot(str(args.out))
+            finally:
+                driver.quit()
         finally:
             up.send_signal(signal.SIGINT)
             up.wait(60)

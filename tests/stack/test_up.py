@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 import pytest
 
-from aerostat.stack.up import CaptureReplay
+from aerostat.stack.up import CaptureReplay, grafana_home
 from stack.prometheus_process import free_port, http_get, port_is_free
 
 GRAFANA_STAND_IN = """\
@@ -42,7 +42,8 @@ Path(os.environ["GF_PATHS_LOGS"], "stand-in.json").write_text(json.dumps({
 
 class Health(BaseHTTPRequestHandler):
     def do_GET(self):
-        found = self.path == "/api/health"
+        # Grafana's home page answers too (anonymous viewers, as up sets)
+        found = self.path in ("/api/health", "/")
         self.send_response(200 if found else 404)
         self.end_headers()
         self.wfile.write(b'{"database": "ok"}' if found else b"")
@@ -144,21 +145,47 @@ def stack(tmp_path: Path, ports: dict[str, int],
                 process.communicate()
 
 
+def _query_range(prometheus_url: str, expr: str, start: float, end: float,
+                 step: float) -> list[dict[str, object]]:
+    status, body = http_get(f"{prometheus_url}/api/v1/query_range?query={quote(expr)}"
+                            f"&start={start}&end={end}&step={step}")
+    answer = json.loads(body)
+    assert status == 200 and answer["status"] == "success", answer
+    result: list[dict[str, object]] = answer["data"]["result"]
+    return result
+
+
 def test_demo_fills_prometheus_and_ctrl_c_stops_everything(
         stack: subprocess.Popen[str], ports: dict[str, int], tmp_path: Path) -> None:
     prometheus = f"http://127.0.0.1:{ports['prometheus']}"
+    printed = _read_until(stack, "statsd_prefix = airflow", 120)
+    ready = time.time()
+    # the README's query shows the last hour at once: the backfill
+    hour = _query_range(prometheus, "sum by (dag_id, state) "
+                        "(rate(airflow_ti_finish_total[5m]))", ready - 3600, ready, 60)
+    assert hour, printed
+    times = sorted({float(point[0]) for series in hour
+                    for point in series["values"]})  # type: ignore[attr-defined]
+    assert times[0] <= ready - 3600 + 300 and times[-1] >= ready - 120, (times[0], times[-1])
+    assert len(times) >= 55, "a point a minute across the hour"
+    assert {series["metric"]["state"] for series in hour} >= {  # type: ignore[index]
+        "success", "failed"}
+    # then the live scrapes carry every counter on: no reset at the seam
     deadline = time.monotonic() + 60
     while True:
         assert stack.poll() is None, f"aerostat up exited: {stack.communicate()}"
-        try:
-            beats = _query(prometheus, "airflow_scheduler_heartbeat_total")
-        except OSError:  # not listening yet
-            beats = []
-        if beats:
+        live = _query(prometheus, f"timestamp(airflow_scheduler_heartbeat_total) > {ready + 6}")
+        if live:
             break
-        assert time.monotonic() < deadline, "no demo heartbeat reached Prometheus in 60 s"
+        assert time.monotonic() < deadline, "no live scrape reached Prometheus in 60 s"
         time.sleep(0.5)
-    assert beats[0]["metric"]["job"] == "aerostat"  # type: ignore[index]
+    assert live[0]["metric"]["job"] == "aerostat"  # type: ignore[index]
+    status, body = http_get(f"{prometheus}/api/v1/label/__name__/values")
+    counters = [name for name in json.loads(body)["data"]
+                if name.startswith("airflow_") and name.endswith("_total")]
+    assert len(counters) > 20, counters
+    for name in counters:
+        assert not _query(prometheus, f"resets({name}[2h]) > 0"), name
     # the rendered rule files were loaded
     status, body = http_get(f"{prometheus}/api/v1/rules")
     assert status == 200
@@ -166,11 +193,17 @@ def test_demo_fills_prometheus_and_ctrl_c_stops_everything(
     assert {"airflow-recording", "airflow-alerts", "aerostat-alerts"} <= groups
     children = _children(stack.pid)
     assert len(children) == 2, "Prometheus and Grafana"
-    # the alerts link it prints answers (Debian's Prometheus has /classic/alerts only)
-    printed = _read_until(stack, "/alerts)", 30)
-    alerts = re.search(r"\(alerts: (\S+)\)", printed)
-    assert alerts, printed
-    assert http_get(alerts[1])[0] == 200, alerts[1]
+    # every link it prints answers (Debian's Prometheus has /classic/ pages only)
+    links = re.findall(r"http://\S+[^\s,)]", printed)
+    assert len(links) >= 6, printed
+    for link in links:
+        assert http_get(link)[0] == 200, link
+    assert any("/classic/alerts" in link or link.endswith("/alerts") for link in links)
+    # aerostat's status page links to the Prometheus and Grafana it runs with
+    status, body = http_get(f"http://127.0.0.1:{ports['web']}/api/status")
+    shown = dict(json.loads(body)["links"])
+    assert shown["Prometheus"].startswith(prometheus), shown
+    assert shown["Grafana"] == f"http://127.0.0.1:{ports['grafana']}", shown
 
     stack.send_signal(signal.SIGINT)
     out, err = stack.communicate(timeout=60)
@@ -203,7 +236,7 @@ def test_demo_fills_prometheus_and_ctrl_c_stops_everything(
     assert f"path: {dashboards}" in provider
     assert Path(settings["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]).parent == dashboards
     assert (dashboards / "airflow-overview.json").is_file()
-    assert any((state / "prometheus").iterdir()), "Prometheus kept no data"
+    assert any((state / "prometheus-demo").iterdir()), "Prometheus kept no data"
 
 
 def test_prometheus_dying_ends_the_run_with_its_log(tmp_path: Path,
@@ -270,3 +303,17 @@ def test_replay_paces_the_capture_and_starts_again() -> None:
     assert arrivals[2][1] - first == pytest.approx(0.15, abs=0.05)
     assert arrivals[3][1] - first == pytest.approx(0.225, abs=0.05)
     assert replay.passes >= 1
+
+
+@pytest.mark.parametrize("home", ["", "share/grafana"])
+def test_grafana_home_beside_bin_or_in_homebrews_share(tmp_path: Path, home: str) -> None:
+    # a tarball: conf/ beside bin/; Homebrew: Cellar/grafana/X/bin/grafana
+    # (linked from its prefix's bin/) with conf/ in Cellar/grafana/X/share/grafana
+    prefix = tmp_path / "Cellar" / "grafana" / "12.0.0"
+    (prefix / "bin").mkdir(parents=True)
+    (prefix / "bin" / "grafana").write_text("")
+    (prefix / home / "conf").mkdir(parents=True)
+    (prefix / home / "conf" / "defaults.ini").write_text("")
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "grafana").symlink_to(prefix / "bin" / "grafana")
+    assert grafana_home(str(tmp_path / "bin" / "grafana")) == prefix / home

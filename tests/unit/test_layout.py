@@ -41,18 +41,22 @@ ALLOWED: dict[str, set[str]] = {
     # the entry points wire everything together
     "cli": {"wire", "parse", "mapper", "store", "expose", "frontend", "pipeline", "server",
             "offline", "airflow", "stack", "stack.up", "options"},
-    "stack.up": {"server", "offline", "airflow", "stack", "frontend", "options"},
+    # stack.history: the demo's past hour, through the exporter's own
+    # pipeline and exposition, for promtool
+    "stack.up": {"server", "offline", "airflow", "stack", "frontend", "options", "pipeline",
+                 "expose"},
 }
 
 
 def part_of(module: str) -> str:
-    """aerostat.mapper.config → mapper; aerostat.stack.up → stack.up."""
+    """aerostat.mapper.config → mapper; aerostat.stack.up (and the demo's
+    history it writes, stack.history) → stack.up."""
     parts = module.split(".")
     if parts[0] != "aerostat":
         raise ValueError(module)
     if len(parts) == 1:
         return "aerostat"
-    if parts[1:3] == ["stack", "up"]:
+    if parts[1:3] in (["stack", "up"], ["stack", "history"]):
         return "stack.up"
     if parts[1:3] == ["mapper", "yamlnodes"]:
         return "mapper.yamlnodes"

@@ -9,7 +9,9 @@ What runs:
 * Grafana with the rendered data source and dashboards, when a ``grafana`` or
   ``grafana-server`` binary is installed; without one the rest runs all the same;
 * with ``demo``, the bundled capture of a real Airflow replayed into the
-  exporter's UDP port in a loop, so that a new user sees the graphs fill.
+  exporter's UDP port in a loop, and the hour before backfilled into
+  Prometheus (stack/history.py), so that a new user's first graph already
+  shows an hour.
 
 Lifecycle in one class, ``LocalStack``: ``run()`` starts each piece and waits
 until it answers, supervises them, and stops everything in the reverse order
@@ -32,11 +34,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from urllib.parse import urlencode
 
 from aerostat.errors import AerostatError
 from aerostat.offline import read_datagrams
 from aerostat.options import ServerOptions
 from aerostat.server import Server
+from aerostat.stack.configs import JOB
+from aerostat.stack.history import Timeline, history_openmetrics, write_blocks
 from aerostat.stack.options import StackOptions
 from aerostat.stack.render import render_stack, write_stack
 
@@ -44,6 +49,8 @@ Report = Callable[[str], None]
 
 LOOPBACK = "127.0.0.1"
 CAPTURE = "airflow-3.3.2-plain.jsonl"
+# the README's first query: the demo's graph link opens on it, over an hour
+DEMO_QUERY = "sum by (dag_id, state) (rate(airflow_ti_finish_total[5m]))"
 # a local Prometheus scrapes one exporter: every 5 s costs nothing, and the
 # first points of a new user's graphs come three times sooner than at 15 s
 SCRAPE_SECONDS = 5
@@ -124,8 +131,10 @@ def find_grafana() -> list[str] | None:
 
 def grafana_home(binary: str) -> Path | None:
     """Grafana's installation directory (conf/defaults.ini, public/): the
-    parent of the tarball's bin/, or where the Debian package puts it."""
-    for candidate in (Path(binary).resolve().parent.parent, Path("/usr/share/grafana")):
+    parent of the tarball's bin/, its share/grafana in Homebrew's layout,
+    or where the Debian package puts it."""
+    prefix = Path(binary).resolve().parent.parent
+    for candidate in (prefix, prefix / "share" / "grafana", Path("/usr/share/grafana")):
         if (candidate / "conf" / "defaults.ini").is_file():
             return candidate
     return None
@@ -157,8 +166,17 @@ class CaptureReplay:
         self.speed = speed
         self.passes = 0  # complete passes over the capture
         self.sent = 0
+        # bound now: its address is the sender the exporter sees, which the
+        # demo's history is recorded under too (stack/history.py)
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._socket.bind((target[0], 0))
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="aerostat-replay", daemon=True)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self._socket.getsockname()
+        return str(host), int(port)
 
     def start(self) -> None:
         self._thread.start()
@@ -167,13 +185,15 @@ class CaptureReplay:
         self._stopping.set()
         if self._thread.ident is not None:
             self._thread.join(timeout)
+        else:
+            self._socket.close()
 
     def _run(self) -> None:
         first, last = self.datagrams[0][0], self.datagrams[-1][0]
         # the end of one pass and the start of the next are as far apart as
         # two datagrams on average
         pause = (last - first) / max(1, len(self.datagrams) - 1) / self.speed
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        with self._socket as sock:
             while True:
                 started = time.monotonic()
                 for offset, data in self.datagrams:
@@ -266,6 +286,8 @@ class LocalStack:
         self.children: list[_Child] = []
         self.demo: CaptureReplay | None = None
         self.grafana_url: str | None = None
+        # what the summary prints and the status page links to: name → URL
+        self.links: dict[str, str] = {}
         # set from signal handlers: a plain assignment is all they may do
         # safely while the main thread could hold any lock
         self._stop_reason: str | None = None
@@ -279,6 +301,13 @@ class LocalStack:
     @property
     def prometheus_url(self) -> str:
         return f"http://{LOOPBACK}:{self.options.prometheus_port}"
+
+    @property
+    def prometheus_data(self) -> Path:
+        """The demo's data apart from the user's: it starts afresh each
+        time, its history backfilled into it (blocks for the last hour over
+        an older run's samples of the same series would overlap)."""
+        return self.state_dir / ("prometheus-demo" if self.options.demo else "prometheus")
 
     # -- the whole run ----------------------------------------------------------------
 
@@ -310,10 +339,11 @@ class LocalStack:
         if grafana is None:
             self.report(GRAFANA_MISSING)
         self._write_files()
-        self._start_exporter()
+        self._start_exporter(shutil.which("promtool"))
         self._start_prometheus(prometheus)
         if grafana is not None:
             self._start_grafana(grafana)
+        self._find_links()
         if self.options.demo:
             self._start_demo()
 
@@ -389,7 +419,9 @@ class LocalStack:
             for kind in ("alerting", "plugins"):
                 (self.stack_dir / "grafana" / "provisioning" / kind).mkdir(
                     parents=True, exist_ok=True)
-            (self.state_dir / "prometheus").mkdir(parents=True, exist_ok=True)
+            if self.options.demo:
+                shutil.rmtree(self.prometheus_data, ignore_errors=True)
+            self.prometheus_data.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise AerostatError(f"cannot create: {error.strerror}",
                                 source=str(error.filename)) from None
@@ -409,13 +441,14 @@ class LocalStack:
                 raise AerostatError(f"{name} did not answer {url} within {seconds:.0f} s{where}")
             time.sleep(0.2)
 
-    def _start_exporter(self) -> None:
+    def _start_exporter(self, promtool: str | None) -> None:
         """In this process, on a thread: it binds its sockets before anything
         else starts, so a port in use stops ``up`` at once with aerostat's own
         message; no ``aerostat`` of another version on the PATH can stand in
         for this one; and there is one process fewer to supervise. It shares
         the interpreter with the supervisor and the demo replay, which sleep
-        nearly all the time (a demo sends about 50 datagrams a second)."""
+        nearly all the time (a demo sends about 50 datagrams a second).
+        The demo's history is fed in before it starts serving."""
         from aerostat.airflow import airflow_built_in
 
         options = self.options
@@ -427,6 +460,10 @@ class LocalStack:
             # and a little is enough to learn it after the start
             new_series_hold=2 * SCRAPE_SECONDS + 3,
         ))
+        if options.demo:
+            self.demo = CaptureReplay(bundled_capture(), (LOOPBACK, options.statsd_port),
+                                      options.demo_speed)
+            self._backfill(server, self.demo, promtool)
         server.start()
         self.server = server
         self._server_thread = threading.Thread(
@@ -437,12 +474,40 @@ class LocalStack:
         self.report(f"aerostat: ready at {self.aerostat_url}/metrics "
                     f"(StatsD on port {options.statsd_port}, UDP and TCP)")
 
+    def _backfill(self, server: Server, replay: CaptureReplay, promtool: str | None) -> None:
+        """The hour before now, as the live replay would have sent it, fed
+        through the exporter's own pipeline and written into Prometheus's
+        empty data directory as blocks, with the job and instance labels
+        the scrape adds. The store then holds what the live replay carries
+        on from: Prometheus sees no counter reset at the seam."""
+        if promtool is None:
+            self.report("demo: no `promtool` on the PATH (it comes with Prometheus), so no "
+                        "history: the graphs start now")
+            return
+        self.report("demo: backfilling the last hour into Prometheus…")
+        began = time.monotonic()
+        timeline = Timeline(replay.datagrams, end=began, step=SCRAPE_SECONDS)
+        path = self.state_dir / "demo-history.om"
+        try:
+            with open(path, "w", encoding="utf-8") as out:
+                samples = history_openmetrics(
+                    server.pipeline, timeline, replay.address, time.time() - began,
+                    {"job": JOB, "instance": f"{LOOPBACK}:{self.options.web_port}"}, out)
+            write_blocks(promtool, path, self.prometheus_data)
+        except OSError as error:
+            raise AerostatError(f"cannot write: {error.strerror}",
+                                source=str(error.filename)) from None
+        finally:
+            path.unlink(missing_ok=True)
+        self.report(f"demo: backfilled {timeline.end - timeline.start:.0f} s of history, "
+                    f"{samples:,} samples, in {time.monotonic() - began:.1f} s")
+
     def _start_prometheus(self, binary: str) -> None:
         self.report("Prometheus: starting…")
         child = _Child("Prometheus", [
             binary,
             f"--config.file={self.stack_dir / 'prometheus' / 'prometheus.yml'}",
-            f"--storage.tsdb.path={self.state_dir / 'prometheus'}",
+            f"--storage.tsdb.path={self.prometheus_data}",
             f"--web.listen-address={LOOPBACK}:{self.options.prometheus_port}",
         ], self.logs_dir / "prometheus.log")
         child.start()
@@ -493,7 +558,7 @@ class LocalStack:
 
     def _start_demo(self) -> None:
         speed = self.options.demo_speed
-        self.demo = CaptureReplay(bundled_capture(), (LOOPBACK, self.options.statsd_port), speed)
+        assert self.demo is not None
         self.demo.start()
         pace = ("at the pace it was recorded" if speed == 1
                 else f"{speed:g} times as fast as recorded")
@@ -502,29 +567,49 @@ class LocalStack:
 
     # -- what the user needs next ----------------------------------------------------------
 
-    def _prometheus_page(self, page: str) -> str:
+    def _prometheus_page(self, page: str, query: str = "") -> str:
         """The address of one of Prometheus's UI pages as the running one
-        serves it: Debian's package has no React UI, only the classic pages
-        under /classic/ (/alerts answers 404 there)."""
+        serves it: Debian's package (2.42) has no React UI, only the classic
+        pages under /classic/ (/alerts answers 404 there, /graph a
+        redirect to a 404)."""
         for path in (f"/{page}", f"/classic/{page}"):
-            url = f"{self.prometheus_url}{path}"
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        return url
-            except OSError:
-                continue
-        return f"{self.prometheus_url}/{page}"
+            if answers(f"{self.prometheus_url}{path}"):
+                return f"{self.prometheus_url}{path}{query}"
+        return f"{self.prometheus_url}/{page}{query}"
+
+    def _find_links(self) -> None:
+        """The pages the summary prints, each probed on the running
+        Prometheus; the status page links to Prometheus and Grafana."""
+        graph_query = ("?" + urlencode({"g0.expr": DEMO_QUERY, "g0.tab": "0",
+                                        "g0.range_input": "1h"})
+                       if self.options.demo else "")
+        self.links = {
+            "aerostat status": f"{self.aerostat_url}/",
+            "aerostat metrics": f"{self.aerostat_url}/metrics",
+            "Prometheus": self._prometheus_page("graph", graph_query),
+            "alerts": self._prometheus_page("alerts"),
+            "targets": self._prometheus_page("targets"),
+        }
+        if self.grafana_url is not None:
+            self.links["Grafana"] = self.grafana_url
+        if self.server is not None:
+            self.server.set_links({name: url for name, url in self.links.items()
+                                   if name in ("Prometheus", "Grafana")})
 
     def summary(self) -> str:
         options = self.options
+        links = self.links
         rows = [
             ("StatsD", f"port {options.statsd_port}, UDP and TCP, on every interface"),
-            ("aerostat", f"{self.aerostat_url}/metrics"),
-            ("Prometheus", f"{self.prometheus_url} (alerts: {self._prometheus_page('alerts')})"),
+            ("aerostat", f"{links['aerostat status']} (status), "
+                         f"{links['aerostat metrics']}"),
+            ("Prometheus", links["Prometheus"] + (" (the README's query over the last hour)"
+                                                  if options.demo else "")),
+            ("", f"alerts: {links['alerts']}"),
+            ("", f"targets: {links['targets']}"),
         ]
-        if self.grafana_url is not None:
-            rows.append(("Grafana", f"{self.grafana_url} (dashboards in the Airflow folder; "
+        if "Grafana" in links:
+            rows.append(("Grafana", f"{links['Grafana']} (dashboards in the Airflow folder; "
                          "admin/admin to edit)"))
         rows.append(("state", f"{self.state_dir} (data, logs, the rendered configuration)"))
         lines = ["", "The stack is up; Ctrl-C stops it.",
