@@ -29,7 +29,18 @@ CASES = {
                                 {"mapping": "mappings:\n  - match: a.*\n    name: a_total\n"}),
     "aerostat-example-etl": ("aerostat", "aerostat", "airflow-etl", example("aerostat-etl.yaml")),
     "aerostat-example-ml": ("aerostat", "aerostat", "airflow-ml", example("aerostat-ml.yaml")),
+    "aerostat-web-tls-basic-auth": ("aerostat", "aerostat", "airflow-etl", {"web": {
+        "tls": {"enabled": True, "existingSecret": "aerostat-tls", "minVersion": "TLS13"},
+        "basicAuth": {"enabled": True, "existingSecret": "aerostat-scrape"},
+        "headers": {"X-Frame-Options": "deny"}}}),
+    "aerostat-web-tls": ("aerostat", "aerostat", "airflow-etl",
+                         {"web": {"tls": {"enabled": True, "existingSecret": "aerostat-tls"}}}),
     "platform-default": ("aerostat-platform", "platform", "monitoring", {}),
+    "platform-aerostat-scrape": ("aerostat-platform", "platform", "monitoring", {
+        "prometheus": {"secrets": ["aerostat-scrape"]},
+        "aerostatScrape": {
+            "tls": {"enabled": True, "caSecret": "aerostat-ca", "serverName": "aerostat"},
+            "basicAuth": {"enabled": True, "passwordSecret": "aerostat-scrape"}}}),
     "platform-example": ("aerostat-platform", "platform", "monitoring", example("platform.yaml")),
     "platform-minimal": ("aerostat-platform", "platform", "monitoring",
                          {"grafana": {"enabled": False},

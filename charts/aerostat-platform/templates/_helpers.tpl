@@ -50,3 +50,18 @@ storageClassName: ""
 storageClassName: {{ . | quote }}
 {{- end -}}
 {{- end -}}
+
+{{/* The Secrets mounted into Prometheus at /etc/prometheus/secrets/<name>/:
+prometheus.secrets, and those aerostatScrape names; each once. */}}
+{{- define "platform.prometheusSecrets" -}}
+{{- $names := .Values.prometheus.secrets | default list -}}
+{{- with .Values.aerostatScrape -}}
+{{- if and .tls.enabled .tls.caSecret -}}
+{{- $names = append $names .tls.caSecret -}}
+{{- end -}}
+{{- if .basicAuth.enabled -}}
+{{- $names = append $names .basicAuth.passwordSecret -}}
+{{- end -}}
+{{- end -}}
+{{- toJson (uniq $names) -}}
+{{- end -}}
