@@ -174,6 +174,7 @@ class Server:
                 Endpoints(
                     telemetry_path=options.telemetry_path,
                     render=self.scrapes.render,
+                    render_protobuf=self.scrapes.render_protobuf,
                     reload=self.request_reload,
                     quit=self.stop,
                     enable_lifecycle=options.enable_lifecycle,

@@ -41,6 +41,9 @@ class Endpoints:
     status: Callable[[], Status] | None = None
     # --web.config.file: TLS, basic auth and headers for every path; None: none
     guard: WebGuard | None = None
+    # scraper → the delimited protobuf exposition (native histograms); None:
+    # the text formats only
+    render_protobuf: Callable[[Hashable], bytes] | None = None
 
 
 def _weights(header: str) -> dict[str, float]:
@@ -70,6 +73,32 @@ def wants_openmetrics(accept: str) -> bool:
     weights = _weights(accept)
     wanted = weights.get("application/openmetrics-text", 0.0)
     return wanted > 0.0 and wanted >= weights.get("text/plain", 0.0)
+
+
+PROTOBUF_TYPE = "application/vnd.google.protobuf"
+
+
+def wants_protobuf(accept: str) -> bool:
+    """The delimited MetricFamily protobuf when the client lists it (with
+    those parameters), not at q=0, and above neither text format: what
+    Prometheus asks for with its native histograms on."""
+    wanted = 0.0
+    for part in accept.split(","):
+        token, *params = (piece.strip() for piece in part.split(";"))
+        if token.lower() != PROTOBUF_TYPE:
+            continue
+        found = {key.strip().lower(): value.strip()
+                 for key, _, value in (param.partition("=") for param in params)}
+        if (found.get("proto") != "io.prometheus.client.MetricFamily"
+                or found.get("encoding") != "delimited"):
+            continue
+        try:
+            wanted = max(wanted, float(found.get("q", "1")))
+        except ValueError:
+            continue
+    weights = _weights(accept)
+    return wanted > 0.0 and wanted >= max(weights.get("application/openmetrics-text", 0.0),
+                                          weights.get("text/plain", 0.0))
 
 
 def accepts_gzip(accept_encoding: str) -> bool:
@@ -122,7 +151,14 @@ class _Handler(BaseHTTPRequestHandler):
         if path == endpoints.telemetry_path:
             from aerostat.expose.exposition import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE
 
-            openmetrics = wants_openmetrics(self.headers.get("Accept", ""))
+            accept = self.headers.get("Accept", "")
+            if endpoints.render_protobuf is not None and wants_protobuf(accept):
+                from aerostat.expose.protobuf import PROTOBUF_CONTENT_TYPE
+
+                self._reply(200, endpoints.render_protobuf(self._scraper()),
+                            PROTOBUF_CONTENT_TYPE, compress=True)
+                return
+            openmetrics = wants_openmetrics(accept)
             body = endpoints.render(openmetrics, self._scraper()).encode("utf-8")
             content_type = OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE
             self._reply(200, body, content_type, compress=True)

@@ -10,24 +10,29 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Hashable, Iterator
+from typing import AnyStr, Generic
 
 from prometheus_client import CollectorRegistry
 from prometheus_client import generate_latest as generate_text
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
 from aerostat.expose.exposition import Shown, exposition_lines
+from aerostat.expose.protobuf import registry_records, store_records
 from aerostat.store import Store
 
 # lines of a scrape rendered between two reads of the sockets
 RENDER_SLICE = 2000
 
 
-class _Scrape:
-    __slots__ = ("chunks", "done", "lines")
+class _Scrape(Generic[AnyStr]):
+    """Lines of text, or delimited protobuf records."""
 
-    def __init__(self, lines: Iterator[str]) -> None:
-        self.lines = lines
-        self.chunks: list[str] = []
+    __slots__ = ("chunks", "done", "empty", "lines")
+
+    def __init__(self, lines: Iterator[AnyStr], empty: AnyStr) -> None:
+        self.lines: Iterator[AnyStr] = lines
+        self.empty: AnyStr = empty
+        self.chunks: list[AnyStr] = []
         self.done = threading.Event()
 
     def advance(self) -> bool:
@@ -39,10 +44,10 @@ class _Scrape:
             return True
         return False
 
-    def finish(self) -> str:
+    def finish(self) -> AnyStr:
         while not self.advance():
             pass
-        return "".join(self.chunks)
+        return self.empty.join(self.chunks)
 
 
 class Scrapes:
@@ -58,7 +63,7 @@ class Scrapes:
         self.wake = wake
         self.stopped = stopped
         self.owner: int | None = None
-        self._pending: deque[_Scrape] = deque()
+        self._pending: deque[_Scrape[str] | _Scrape[bytes]] = deque()
         # fixed once: a created timestamp that moved with the wall clock
         # from one scrape to the next would read as a counter reset
         self._created_offset = time.time() - time.monotonic() if created_timestamps else None
@@ -70,7 +75,14 @@ class Scrapes:
     def render(self, openmetrics: bool, scraper: Hashable = None) -> str:
         """The exposition, from any thread. ``scraper`` tells who asks
         (store/hold.py), None when that does not matter."""
-        scrape = _Scrape(self._lines(openmetrics, scraper))
+        return self._wait(_Scrape(self._lines(openmetrics, scraper), ""))
+
+    def render_protobuf(self, scraper: Hashable = None) -> bytes:
+        """The delimited protobuf exposition (expose/protobuf.py), from any
+        thread, as ``render``."""
+        return self._wait(_Scrape(self._records(scraper), b""))
+
+    def _wait(self, scrape: _Scrape[AnyStr]) -> AnyStr:
         owner = self.owner
         if owner is None or owner == threading.get_ident():
             return scrape.finish()
@@ -79,7 +91,7 @@ class Scrapes:
         while not scrape.done.wait(0.5):
             if self.stopped.is_set():  # the loop ended before taking it
                 return scrape.finish()
-        return "".join(scrape.chunks)
+        return scrape.empty.join(scrape.chunks)
 
     def advance(self) -> None:
         """One slice of the oldest scrape (on the loop)."""
@@ -101,5 +113,14 @@ class Scrapes:
         # in OpenMetrics, the own output ends with the one # EOF
         own: bytes = generate(self.registry)
         yield own.decode("utf-8")
+        if scraper is not None and hold.enabled:
+            hold.scraped(scraper, now)
+
+    def _records(self, scraper: Hashable) -> Iterator[bytes]:
+        now = time.monotonic()
+        hold = self.store.hold
+        shown = Shown(hold.horizon_at(now), None, wall_offset=time.time() - now)
+        yield from store_records(self.store, now, shown)
+        yield from registry_records(self.registry)
         if scraper is not None and hold.enabled:
             hold.scraped(scraper, now)

@@ -40,8 +40,8 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from math import frexp
 from collections.abc import Sequence
+from math import frexp
 
 MIN_SCHEMA = -4
 MAX_SCHEMA = 8
