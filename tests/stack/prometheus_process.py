@@ -107,9 +107,11 @@ class Prometheus:
 
 
 @contextlib.contextmanager
-def running_prometheus(config: Path, workdir: Path) -> Iterator[Prometheus]:
+def running_prometheus(config: Path, workdir: Path,
+                       flags: tuple[str, ...] = ()) -> Iterator[Prometheus]:
     """Prometheus with ``config`` (relative paths in it resolve against its
-    directory), ready to answer; stopped and waited for on exit."""
+    directory) and any further ``flags``, ready to answer; stopped and
+    waited for on exit."""
     binary = shutil.which("prometheus")
     assert binary, "prometheus is missing: ./run tests installs it (Debian package prometheus)"
     port = free_port()
@@ -117,7 +119,7 @@ def running_prometheus(config: Path, workdir: Path) -> Iterator[Prometheus]:
     with open(log, "wb") as output:
         process = subprocess.Popen(
             [binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{port}"],
+             f"--web.listen-address=127.0.0.1:{port}", *flags],
             stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
         )
     prometheus = Prometheus(f"http://127.0.0.1:{port}", process, log)
