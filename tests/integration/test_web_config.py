@@ -117,8 +117,33 @@ def test_statsd_goes_through_and_is_scraped_over_tls(bridge: Bridge, pki: Pki) -
         time.sleep(0.05)
     # the password's hash is never shown, not even on the status page
     assert HASH not in body
-    status = request(bridge, pki, STATUS_JSON_PATH)
-    assert status.status == 200
+    for path in ("/", STATUS_JSON_PATH):
+        assert HASH not in get_body(bridge, pki, path)
+
+
+def get_body(bridge: Bridge, pki: Pki, path: str) -> str:
+    connection = http.client.HTTPSConnection("127.0.0.1", bridge.server.http_port,
+                                             timeout=10, context=client_context(pki))
+    token = base64.b64encode(f"prometheus:{PASSWORD}".encode()).decode()
+    connection.request("GET", path, headers={"Authorization": f"Basic {token}"})
+    response = connection.getresponse()
+    assert response.status == 200
+    body = response.read().decode()
+    connection.close()
+    return body
+
+
+def test_a_wrong_password_is_never_logged(bridge: Bridge, pki: Pki,
+                                          caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    wrong = "hunter2-wrong-password"
+    assert request(bridge, pki, "/metrics", password=wrong).status == 401
+    assert request(bridge, pki, "/metrics").status == 200
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert '"GET /metrics HTTP/1.1" 401' in logged  # the requests were logged, at debug
+    token = base64.b64encode(f"prometheus:{wrong}".encode()).decode()
+    for secret in (wrong, token, PASSWORD, HASH):
+        assert secret not in logged
 
 
 def test_plain_http_against_the_tls_port_is_refused_cleanly(
