@@ -337,3 +337,10 @@ def test_the_otlp_listener_is_guarded_by_the_same_file(
                                       timeout=5) as plain:
             plain.sendall(b"POST /v1/metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
             assert plain.recv(4096).startswith(b"HTTP/1.0 400 Bad Request")
+
+
+def test_check_config_with_nothing_to_check_says_so_in_one_line() -> None:
+    done = aerostat("check-config")
+    assert done.returncode == 1
+    assert done.stderr == ("aerostat: error: check-config: name a mapping file, or a web "
+                           "config file with --web.config.file\n")
