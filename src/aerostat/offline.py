@@ -12,7 +12,7 @@ from prometheus_client import generate_latest as generate_text
 
 from aerostat.counters import Telemetry
 from aerostat.events import Reason
-from aerostat.expose.exposition import render_store
+from aerostat.expose.exposition import format_value, render_store, tidy_values
 from aerostat.expose.telemetry import TelemetryCollector
 from aerostat.frontend import BuiltIn, build_mapper
 from aerostat.mapper import MappingConfig, Rule, describe_rule
@@ -87,7 +87,8 @@ def describe(report: dict[str, Any]) -> str:
         sign = " (relative)" if event.get("relative") else ""
         via = f"  by {event['rule']}" if "rule" in event else "  unmapped"
         lines.append(
-            f"  {event['type']:8} {event['name']}{{{labels}}} {event['value']!r}{sign}{via}"
+            f"  {event['type']:8} {event['name']}{{{labels}}} "
+            f"{format_value(event['value'])}{sign}{via}"
         )
     if report["error"] is not None:
         why = report["error"]
@@ -143,7 +144,7 @@ def replay(
         pipeline.feed(datagram, now)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(TelemetryCollector(telemetry))
-    own = generate_text(registry).decode("utf-8")
+    own = tidy_values(generate_text(registry).decode("utf-8"))
     return render_store(store, openmetrics=False, now=now) + own
 
 

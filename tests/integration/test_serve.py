@@ -122,6 +122,17 @@ def test_text_format_is_the_default(bridge: Bridge) -> None:
     assert headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
 
 
+@pytest.mark.parametrize("accept", ["text/plain", "application/openmetrics-text; version=1.0.0"])
+def test_own_values_read_like_the_stores(bridge: Bridge, accept: str) -> None:
+    """prometheus_client wrote the own metrics' 16 as 16.0 beside the
+    store's 4: now both as Go writes them, in either format."""
+    bridge.send_udp(b"a.b:4|c")
+    _, _, body = bridge.get("/metrics", {"Accept": accept})
+    samples = [line for line in body.decode().splitlines() if line and line[0] != "#"]
+    assert any(line.startswith("aerostat_series ") for line in samples)
+    assert [line for line in samples if line.endswith(".0")] == []
+
+
 def test_gzip_when_asked(bridge: Bridge) -> None:
     bridge.send_udp(b"g:1|g")
     status, headers, body = bridge.get("/metrics", {"Accept-Encoding": "gzip"})

@@ -53,6 +53,27 @@ def format_value(value: float) -> str:
     return f"{'-' if sign else ''}{head}e+{power:02d}"
 
 
+def tidy_values(text: str) -> str:
+    """The exporter's own lines as prometheus_client writes them (every
+    value a Python float: ``16.0``, ``1.7964974939e+09``) with each value as
+    ``format_value`` writes the store's (``16``), so that one scrape reads
+    alike throughout. Comments and lines whose last field is no number
+    (none of aerostat's own) pass unchanged."""
+    lines = []
+    for line in text.splitlines(keepends=True):
+        if line.startswith("#") or " " not in line:
+            lines.append(line)
+            continue
+        head, _, value = line.rstrip("\n").rpartition(" ")
+        try:
+            number = float(value)
+        except ValueError:
+            lines.append(line)
+            continue
+        lines.append(f"{head} {format_value(number)}\n")
+    return "".join(lines)
+
+
 def _escape_help(text: str, openmetrics: bool) -> str:
     text = text.replace("\\", "\\\\").replace("\n", "\\n")
     return text.replace('"', '\\"') if openmetrics else text

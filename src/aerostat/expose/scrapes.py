@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client import generate_latest as generate_text
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
-from aerostat.expose.exposition import Shown, exposition_lines
+from aerostat.expose.exposition import Shown, exposition_lines, tidy_values
 from aerostat.expose.protobuf import registry_records, store_records
 from aerostat.store import Store
 
@@ -112,7 +112,7 @@ class Scrapes:
         generate = generate_openmetrics if openmetrics else generate_text
         # in OpenMetrics, the own output ends with the one # EOF
         own: bytes = generate(self.registry)
-        yield own.decode("utf-8")
+        yield tidy_values(own.decode("utf-8"))
         if scraper is not None and hold.enabled:
             hold.scraped(scraper, now)
 

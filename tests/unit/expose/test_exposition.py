@@ -11,7 +11,7 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-from aerostat.expose.exposition import format_value, render_store
+from aerostat.expose.exposition import format_value, render_store, tidy_values
 from aerostat.store import FamilySpec, MetricType, Refusal, Store
 
 
@@ -93,3 +93,10 @@ def test_empty_summary_window_reports_nan() -> None:
     text = render_store(store, openmetrics=False, now=200.0)  # long after max_age
     assert 'size{quantile="0.5"} NaN' in text
     assert "size_count 1" in text  # count and sum are cumulative, as in Prometheus
+
+
+def test_own_values_written_as_the_stores() -> None:
+    own = ("# HELP x_total x\n# TYPE x_total counter\nx_total 2185.0\n"
+           'b{v="1.0"} 1.0\ns 1.7964974939e+09\nh 0.25\nn NaN\n# EOF\n')
+    assert tidy_values(own) == ("# HELP x_total x\n# TYPE x_total counter\nx_total 2185\n"
+                                'b{v="1.0"} 1\ns 1.7964974939e+09\nh 0.25\nn NaN\n# EOF\n')
