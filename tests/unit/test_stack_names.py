@@ -6,6 +6,7 @@ minute-long run against a real Prometheus (tests/stack)."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -89,3 +90,17 @@ def test_alert_texts_name_the_default_deployment_never_an_empty_one() -> None:
     mentions = re.findall(r"\{\{[^}]*\$labels\.deployment[^}]*\}\}", rules)
     assert mentions
     assert set(mentions) == {f"{{{{ or $labels.deployment `{DEFAULT_DEPLOYMENT}` }}}}"}
+
+
+def test_no_name_carries_the_prefix_twice(files: dict[str, str]) -> None:
+    """Airflow names some metrics with its own prefix inside
+    (airflow.io.load_filesystems): the catalog must not export
+    airflow_airflow_io_..., nor may any document, dashboard or rule say so."""
+    root = Path(__file__).resolve().parents[2]
+    doubled = re.compile(r"airflow_airflow_\w*")
+    found = {name for name in exported_names() if doubled.search(name)}
+    for path in [*root.glob("docs/*.md"), root / "README.md"]:
+        found.update(f"{path.name}: {name}" for name in doubled.findall(path.read_text()))
+    found.update(f"{path}: {name}" for path, text in files.items()
+                 for name in doubled.findall(text))
+    assert found == set()
