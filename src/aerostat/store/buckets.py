@@ -8,8 +8,9 @@ counted below its own classic bucket, and only those within one source
 bucket of a classic bound (an exponential bucket straddling it) can be
 counted one classic bucket up. The sum and the count are exact.
 
-Native histograms (issue 16, item 4) would take the exponential buckets
-schema for schema instead: ``fold`` is the one place that decides."""
+A histogram with a native histogram beside its classic buckets
+(store/native.py) gets the exponential buckets there schema for schema
+(``_fold_native``): ``fold`` is the one place that decides."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import math
 from bisect import bisect_left
 
 from aerostat.events import Buckets
+from aerostat.store.native import NativeHistogram
 from aerostat.store.series import HistogramSeries, SummarySeries
 
 # an upper bound computed as 2**x times a unit factor may land a rounding
@@ -72,6 +74,8 @@ def fold(series: HistogramSeries | SummarySeries, buckets: Buckets, total: float
             # (an infinite bound stays one: inf - inf would be NaN)
             nudged = bound * (1 - _ROUNDING) if bound > 0 else bound * (1 + _ROUNDING)
             counts[bisect_left(bounds, nudged)] += amount
+        if series.native is not None:
+            _fold_native(series.native, buckets, found)
         series.sum = new_sum
         series.count += count
         return True
@@ -81,6 +85,27 @@ def fold(series: HistogramSeries | SummarySeries, buckets: Buckets, total: float
         if math.isinf(bound) or not series.observe(bound, now, amount):
             return _settle(series, new_sum)
     return _settle(series, new_sum)
+
+
+def _fold_native(native: NativeHistogram, buckets: Buckets,
+                 found: list[tuple[float, int]]) -> None:
+    """The same buckets into a histogram's native histogram: exponential
+    ones in the sender's own unit schema for schema (exactly; a scale above
+    8 merged down); any other (explicit bounds, or a unit factor, which
+    moves exponential boundaries off the schema's) each at its upper bound,
+    as the classic buckets take them, and the overflow bucket at the last
+    finite bound, where histogram_quantile puts it for classic buckets too:
+    the native buckets always hold the series' count."""
+    if (buckets.scale is not None and buckets.factor == 1.0
+            and native.add_exponential(buckets.scale, 0.0, buckets.zero_count, buckets.offset,
+                                       buckets.counts, buckets.negative_offset,
+                                       buckets.negative)):
+        return
+    finite = [bound for bound, _ in found if not math.isinf(bound)]
+    for bound, amount in found:
+        if math.isinf(bound):
+            bound = math.copysign(max(map(abs, finite), default=0.0), bound)
+        native.observe(bound, amount)
 
 
 def _settle(series: SummarySeries, new_sum: float) -> bool:

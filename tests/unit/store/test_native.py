@@ -9,6 +9,8 @@ import random
 
 import pytest
 
+from aerostat.events import Buckets
+from aerostat.store import NativeHistogramSeries, fold
 from aerostat.store.native import (
     MAX_SCHEMA,
     MIN_SCHEMA,
@@ -201,3 +203,41 @@ def test_spans_and_deltas_round_trip() -> None:
             assert _decode(spans, deltas) == side
             # gaps of up to two empty buckets are filled, not spanned
             assert all(offset > 2 for offset, _ in spans[1:])
+
+
+def _native_total(native: NativeHistogram) -> int:
+    return native.zero_count + sum(native.positive.values()) + sum(native.negative.values())
+
+
+def _native_series() -> NativeHistogramSeries:
+    return NativeHistogramSeries((), "", 0.0, (0.1, 1.0, 10.0), NativeHistogram(MAX_SCHEMA))
+
+
+def test_fold_gives_a_native_histogram_the_exponential_buckets_as_they_are() -> None:
+    """OTLP's delta (store/buckets.py's fold) reaches the native buckets
+    schema for schema, beside the classic ones."""
+    series = _native_series()
+    counts = (3, 0, 5, 1)
+    buckets = Buckets(counts, scale=20, offset=-1_500_000, zero_count=2,
+                      negative_offset=10, negative=(4,))
+    assert fold(series, buckets, total=1.0, count=15, now=0.0)
+    reference = NativeHistogram(MAX_SCHEMA)
+    reference.add_exponential(20, 0.0, 2, -1_500_000, counts, 10, (4,))
+    assert series.native is not None
+    assert (series.native.positive, series.native.negative, series.native.zero_count) == (
+        reference.positive, reference.negative, reference.zero_count)
+    assert series.count == 15 == _native_total(series.native)
+
+
+@pytest.mark.parametrize(
+    "buckets",
+    [
+        pytest.param(Buckets((1, 2, 3), bounds=(5.0, 50.0)), id="explicit-with-overflow"),
+        pytest.param(Buckets((1, 2, 3), scale=3, offset=40, factor=0.001), id="milliseconds"),
+    ],
+)
+def test_fold_keeps_the_native_count_whatever_the_buckets(buckets: Buckets) -> None:
+    series = _native_series()
+    assert fold(series, buckets, total=0.5, count=6, now=0.0)
+    assert series.native is not None
+    assert _native_total(series.native) == series.count == 6
