@@ -63,9 +63,9 @@ class SummaryOptions:
 
 @dataclass(frozen=True, slots=True)
 class HistogramOptions:
-    """Classic buckets (``+Inf`` is implicit). The native-histogram fields
-    are read and kept so that upstream files load, but aerostat exposes
-    classic histograms only."""
+    """Classic buckets (``+Inf`` is implicit), and the native histogram
+    beside them: its bucket factor (at most 1: none) and bucket limit, as
+    client_golang reads them (store/native.py)."""
 
     buckets: tuple[float, ...]
     native_histogram_bucket_factor: float
