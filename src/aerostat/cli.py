@@ -64,6 +64,11 @@ class _Parser(argparse.ArgumentParser):
     error came last."""
 
     def error(self, message: str) -> NoReturn:
+        commands = [action for action in self._actions
+                    if isinstance(action, argparse._SubParsersAction)]
+        if commands and message.endswith(f"required: {commands[0].metavar}"):
+            # argparse says "the following arguments are required: COMMAND"
+            message = f"which command? One of: {', '.join(commands[0].choices)}"
         self.exit(2, f"{self.prog}: error: {message}\n"
                      f"Run '{self.prog} --help' to see what it takes.\n")
 

@@ -282,7 +282,8 @@ def test_invalid_utf8_is_explained_not_fatal(tmp_path: Path) -> None:
     (("serve", "--statsd.ttl", "10x"), "aerostat serve: error: argument --statsd.ttl: '10x' "
                                        "is not a duration"),
     (("serve", "--bogus"), "aerostat serve: error: unrecognized arguments: --bogus"),
-    (("airflow",), "aerostat airflow: error: the following arguments are required: COMMAND"),
+    (("airflow",), "aerostat airflow: error: which command? One of: mapping, "),
+    (("stack",), "aerostat stack: error: which command? One of: "),
 ])
 def test_a_command_line_mistake_is_two_lines_from_the_command_that_made_it(
     args: tuple[str, ...], says: str
