@@ -481,3 +481,27 @@ def test_a_bad_listen_address_is_a_one_line_error(address: str) -> None:
             server.start()
     assert str(raised.value).startswith("--otlp.listen-address: ")
     assert "\n" not in str(raised.value)
+
+
+def test_a_client_that_resets_its_kept_connection_prints_no_traceback(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """An exporter keeps its connection between pushes; a task process that
+    exits resets it while aerostat waits for the next request."""
+    import socket
+    import struct
+
+    with otlp_bridge() as bridge:
+        assert bridge.server.otlp is not None
+        body = _sum_request("p", 1, 1, name="jobs", attributes={})
+        with socket.create_connection(("127.0.0.1", bridge.server.otlp.address[1])) as sock:
+            sock.sendall(b"POST /v1/metrics HTTP/1.1\r\nHost: x\r\n"
+                         b"Content-Type: application/x-protobuf\r\n"
+                         b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+            time.sleep(0.2)  # the handler is waiting for the next request
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        time.sleep(0.3)
+        settle(bridge)
+        assert sample(bridge, "jobs_total") == 1.0
+    assert "Traceback" not in capfd.readouterr().err

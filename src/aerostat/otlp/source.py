@@ -18,6 +18,7 @@ import logging
 import queue
 import selectors
 import socket
+import sys
 import threading
 import time
 import zlib
@@ -37,6 +38,7 @@ from aerostat.addresses import parse_address
 from aerostat.counters import Telemetry
 from aerostat.errors import AerostatError
 from aerostat.events import Event
+from aerostat.logs import RateLimited
 from aerostat.otlp.decode import (
     JSON,
     PROTOBUF,
@@ -50,6 +52,7 @@ from aerostat.otlp.streams import Streams
 from aerostat.webconfig import WebGuard
 
 log = logging.getLogger("aerostat.otlp")
+_handler_errors = RateLimited(log, per_second=1)
 
 METRICS_PATH = "/v1/metrics"
 # requests decoded but not yet taken by the loop; past it, 503
@@ -384,6 +387,16 @@ class _Server(ThreadingHTTPServer):
         except BaseException:
             self._slots.release()
             raise
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away (an exporter's kept connection, reset
+        when its process exits) is no error; anything else is aerostat's
+        bug, logged once a second at most, never printed to stderr."""
+        error = sys.exc_info()[1]
+        if isinstance(error, OSError):
+            log.debug("OTLP connection ended", extra={"fields": {"error": str(error)}})
+            return
+        _handler_errors.exception("Internal error answering an OTLP request")
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
