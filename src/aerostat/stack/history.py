@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import re
 import subprocess
+from array import array
 from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,8 +74,12 @@ class Timeline:
 
 @dataclass
 class _Family:
+    """A family's metadata, and per series (its line up to the value, the
+    target's labels in) the scrapes it appeared in and its values there:
+    an hour of samples in a few bytes each, not a line each."""
+
     metadata: list[str]
-    samples: list[str] = field(default_factory=list)
+    series: dict[str, tuple[array[int], list[str]]] = field(default_factory=dict)
 
 
 def history_openmetrics(
@@ -91,15 +96,18 @@ def history_openmetrics(
     fed = Pipeline(pipeline.mapper, pipeline.store, Telemetry(), pipeline.dialects,
                    pipeline.line_cache_size, pipeline.default_ttl, pipeline.frontend,
                    pipeline.limits)
+    extra = ",".join(f'{key}="{value}"' for key, value in target_labels.items())
     families: dict[str, _Family] = {}
-    up = _Family(["# HELP up 1 when the target was scraped.\n", "# TYPE up gauge\n"])
+    up_head = _with_labels("up", extra)
+    up = _Family(["# HELP up 1 when the target was scraped.\n", "# TYPE up gauge\n"],
+                 {up_head: (array("i"), [])})
     sends = timeline.sends()
     pending = next(sends, None)
     previous = -math.inf
-    count = 0
-    extra = ",".join(f'{key}="{value}"' for key, value in target_labels.items())
     heads: dict[str, str] = {}
-    for now in timeline.scrapes():
+    texts: dict[str, str] = {}  # one string per distinct value
+    scrapes = timeline.scrapes()
+    for index, now in enumerate(scrapes):
         # a datagram sent at a scrape's instant arrives after it
         while pending is not None and pending[0] < now:
             fed.feed(pending[1], pending[0], sender)
@@ -107,7 +115,6 @@ def history_openmetrics(
         # what the hold shows a scraper every `step`: a series born since
         # the previous scrape shows zero first (store/hold.py)
         shown = Shown(horizon=previous, wall_offset=wall_offset)
-        stamp = f" {now + wall_offset:.3f}\n"
         current: _Family | None = None
         for chunk in exposition_lines(pipeline.store, openmetrics=True, now=now, shown=shown):
             for line in chunk.splitlines():
@@ -118,8 +125,7 @@ def history_openmetrics(
                     current = families.get(name)
                     if current is None:
                         current = families[name] = _Family([])
-                        current.metadata.append(line + "\n")
-                    elif len(current.samples) == 0 and line + "\n" not in current.metadata:
+                    if not current.series and line + "\n" not in current.metadata:
                         current.metadata.append(line + "\n")
                     continue
                 if current is None or not line:
@@ -129,16 +135,24 @@ def history_openmetrics(
                 labelled = heads.get(head)
                 if labelled is None:
                     labelled = heads[head] = _with_labels(head, extra)
-                current.samples.append(f"{labelled} {value}{stamp}")
-                count += 1
-        up.samples.append(f"up{{{extra}}} 1{stamp}")
-        count += 1
+                found = current.series.get(labelled)
+                if found is None:
+                    found = current.series[labelled] = (array("i"), [])
+                found[0].append(index)
+                found[1].append(texts.setdefault(value, value))
+        up.series[up_head][0].append(index)
+        up.series[up_head][1].append("1")
         previous = now
     # OpenMetrics keeps a family's lines together, so they are written
-    # only once every scrape is in
+    # only once every scrape is in: per series, in time order
+    stamps = [f" {now + wall_offset:.3f}\n" for now in scrapes]
+    count = 0
     for family in (*families.values(), up):
         out.writelines(family.metadata)
-        out.writelines(family.samples)
+        for head, (indices, values) in family.series.items():
+            out.writelines(f"{head} {value}{stamps[index]}"
+                           for index, value in zip(indices, values, strict=True))
+            count += len(values)
     out.write("# EOF\n")
     return count
 
