@@ -15,6 +15,7 @@ import argparse
 import gc
 import json
 import math
+import random
 import statistics
 import sys
 import time
@@ -31,6 +32,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from aerostat.counters import Telemetry  # noqa: E402
 from aerostat.events import Kind  # noqa: E402
 from aerostat.expose.exposition import Shown, format_value, render_store  # noqa: E402
+from aerostat.expose.protobuf import render_protobuf  # noqa: E402
 from aerostat.mapper import (  # noqa: E402
     Mapper,
     MappingConfig,
@@ -39,7 +41,13 @@ from aerostat.mapper import (  # noqa: E402
 )
 from aerostat.parse import parse_line  # noqa: E402
 from aerostat.pipeline import Pipeline  # noqa: E402
-from aerostat.store import FamilySpec, MetricType, ScalarSeries, Store  # noqa: E402
+from aerostat.store import (  # noqa: E402
+    FamilySpec,
+    HistogramSeries,
+    MetricType,
+    ScalarSeries,
+    Store,
+)
 
 CAPTURE = ROOT / "src/aerostat/airflow/captures/airflow-3.3.2-plain.jsonl"
 EXAMPLE_MAPPING = ROOT / "examples/mapping.yml"
@@ -151,6 +159,25 @@ def main() -> int:
         return len(cold)
 
     results["pipeline ns/line, fresh pipeline (mostly misses)"] = median_ns(feed_cold, repeats)
+    # timers under a histogram rule, known lines: classic buckets only
+    # (a factor of 1 turns native histograms off) and with a native
+    # histogram beside them (factor 1.1, schema 3), 1,000 series
+    rng = random.Random(1)
+    timers = [b"job.t%d.duration:%.3f|ms" % (i % 1000, rng.lognormvariate(5, 1))
+              for i in range(20_000)]
+    for label, factor in (("classic only", 1.0), ("classic + native", 1.1)):
+        config = parse_mapping_config(
+            "defaults:\n  observer_type: histogram\n  histogram_options:\n"
+            f"    native_histogram_bucket_factor: {factor}\n")
+        timer_pipeline = Pipeline(Mapper(config), Store(), Telemetry())
+        timer_pipeline.feed_batch(timers, 1.0)
+
+        def feed_timers(p: Pipeline = timer_pipeline) -> int:
+            p.feed_batch(timers, 2.0)
+            return len(timers)
+
+        results[f"pipeline ns/line, known timer lines, histogram {label}"] = median_ns(
+            feed_timers, repeats)
     results["format_value ns"] = median_ns(
         lambda: sum(1 for value in range(10_000) if format_value(value * 0.37)), repeats)
 
@@ -163,6 +190,27 @@ def main() -> int:
         results[f"render ms, {series:,} series, aerostat"] = mine
         results[f"render ms, {series:,} series, via prometheus_client"] = theirs
         results[f"render ratio, {series:,} series (prometheus_client / aerostat)"] = theirs / mine
+        results[f"render ms, {series:,} series, protobuf"] = median_ms(
+            lambda s=store: render_protobuf(s, now=0.0), repeats)
+    # histograms of 11 classic buckets with 40 observations each, classic
+    # only and with a native histogram (schema 3) beside: text, protobuf
+    for native_schema in (None, 3):
+        histograms = Store()
+        rng = random.Random(2)
+        for index in range(10_000):
+            spec = FamilySpec(f"airflow_duration_{index % 100}", MetricType.HISTOGRAM, "help",
+                              buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                                       10.0),
+                              native_schema=native_schema, native_max_buckets=256)
+            cell = histograms.series_for(spec, (("task_id", f"task_{index}"),))
+            assert isinstance(cell, HistogramSeries)
+            for _ in range(40):
+                cell.observe(rng.lognormvariate(-1, 1), 0.0)
+        label = "classic" if native_schema is None else "classic + native"
+        results[f"render ms, 10,000 histograms ({label}), text"] = median_ms(
+            lambda h=histograms: render_store(h, openmetrics=False, now=0.0), repeats)
+        results[f"render ms, 10,000 histograms ({label}), protobuf"] = median_ms(
+            lambda h=histograms: render_protobuf(h, now=0.0), repeats)
     # the first-value hold, side by side on 100,000 counters: off, every
     # series shown, every series held, and OpenMetrics with and without _created
     store = store_with(100_000, MetricType.COUNTER)
