@@ -15,6 +15,7 @@ import json
 import os
 import re
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -259,6 +260,27 @@ def test_prometheus_dying_ends_the_run_with_its_log(tmp_path: Path,
     assert "Traceback" not in err + out
     assert "aerostat: stopped" in out
     assert port_is_free(ports["web"])
+
+
+def test_demo_without_promtool_runs_without_history(tmp_path: Path,
+                                                    ports: dict[str, int]) -> None:
+    only_prometheus = tmp_path / "bin"
+    only_prometheus.mkdir()
+    prometheus_binary = shutil.which("prometheus")
+    assert prometheus_binary is not None
+    (only_prometheus / "prometheus").symlink_to(prometheus_binary)
+    process = _aerostat("up", "--demo", "--state-dir", str(tmp_path / "state"),
+                        *_port_flags(ports), env={**os.environ, "PATH": str(only_prometheus)})
+    try:
+        printed = _read_until(process, "The stack is up", timeout=60)
+        prometheus = f"http://127.0.0.1:{ports['prometheus']}"
+        assert not _query(prometheus, "airflow_ti_finish_total"), "no history"
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    assert "demo: no `promtool` on the PATH" in printed
+    assert process.returncode == 0, err
+    assert "Traceback" not in err + out
 
 
 def test_without_prometheus_it_says_how_to_install_it(tmp_path: Path) -> None:
