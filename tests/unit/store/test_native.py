@@ -241,3 +241,16 @@ def test_fold_keeps_the_native_count_whatever_the_buckets(buckets: Buckets) -> N
     assert fold(series, buckets, total=0.5, count=6, now=0.0)
     assert series.native is not None
     assert _native_total(series.native) == series.count == 6
+
+
+def test_series_add_exponential_counts_and_sums_with_the_buckets() -> None:
+    """For a source with no classic buckets to fill (fold() fills those):
+    the native buckets, the count and the sum in one call, or nothing."""
+    series = _native_series()
+    assert series.add_exponential(10, 0.0, 1, 0, (2, 3), 0, (), count=6, total=4.5)
+    assert (series.count, series.sum) == (6, 4.5)
+    assert series.native is not None and _native_total(series.native) == 6
+    assert series.counts == [0, 0, 0, 0]  # classic buckets untouched
+    assert not series.add_exponential(-5, 0.0, 1, 0, (1,), 0, (), count=2, total=1.0)
+    assert not series.add_exponential(3, 0.0, 1, 0, (1,), 0, (), count=2, total=math.inf)
+    assert (series.count, series.sum, _native_total(series.native)) == (6, 4.5, 6)
