@@ -77,7 +77,10 @@ def _native(histogram: pb.Histogram, native: NativeHistogram) -> None:
         histogram.positive_span.add(offset=0, length=0)
 
 
-def _family(family: Family, now: float, shown: Shown) -> Iterator[pb.MetricFamily]:
+def _family(family: Family, now: float,
+            shown: Shown) -> Iterator[pb.MetricFamily | None]:
+    """The family's messages, with a None after each series: a point where
+    the event loop may pause a large family."""
     spec = family.spec
     message = pb.MetricFamily(name=spec.name, help=spec.help)
     horizon = shown.horizon
@@ -99,6 +102,7 @@ def _family(family: Family, now: float, shown: Shown) -> Iterator[pb.MetricFamil
                 metric = drill_down.metric.add()
                 _labels(metric, sorted((*series.labels, ("sender", sender_text(sender)))))
                 metric.gauge.value = own
+            yield None
         yield message
         yield drill_down
         return
@@ -109,6 +113,7 @@ def _family(family: Family, now: float, shown: Shown) -> Iterator[pb.MetricFamil
             metric = message.metric.add()
             _labels(metric, series.labels)
             metric.gauge.value = series.value
+            yield None
     elif spec.type is MetricType.COUNTER:
         message.type = pb.COUNTER
         for series in series_list:
@@ -116,6 +121,7 @@ def _family(family: Family, now: float, shown: Shown) -> Iterator[pb.MetricFamil
             metric = message.metric.add()
             _labels(metric, series.labels)
             metric.counter.value = series.value if series.born < horizon else 0.0
+            yield None
     elif spec.type is MetricType.HISTOGRAM:
         message.type = pb.HISTOGRAM
         for series in series_list:
@@ -135,6 +141,7 @@ def _family(family: Family, now: float, shown: Shown) -> Iterator[pb.MetricFamil
                 if held:
                     native = NativeHistogram(native.schema, 0, native.zero_threshold)
                 _native(histogram, native)
+            yield None
     else:
         message.type = pb.SUMMARY
         for series in series_list:
@@ -149,13 +156,14 @@ def _family(family: Family, now: float, shown: Shown) -> Iterator[pb.MetricFamil
                 summary.quantile.add(quantile=quantile, value=value)
             summary.sample_count = 0 if held else series.count
             summary.sample_sum = 0.0 if held else series.sum
+            yield None
     yield message
     if spec.liveness is not None and spec.type is MetricType.COUNTER:
         yield from _liveness(family, series_list, now, shown)
 
 
 def _liveness(family: Family, series_list: Sequence[object], now: float,
-              shown: Shown) -> Iterator[pb.MetricFamily]:
+              shown: Shown) -> Iterator[pb.MetricFamily | None]:
     liveness = family.spec.liveness
     assert liveness is not None
     alive = pb.MetricFamily(
@@ -172,18 +180,20 @@ def _liveness(family: Family, series_list: Sequence[object], now: float,
         metric = last_seen.metric.add()
         _labels(metric, series.labels)
         metric.gauge.value = round(series.updated + shown.wall_offset, 3)
+        yield None
     yield alive
     yield last_seen
 
 
 def store_records(store: Store, now: float, shown: Shown = EVERYTHING) -> Iterator[bytes]:
     """Every family of the store, sorted by name, one delimited message at
-    a time (so that the event loop can render in slices)."""
+    a time, and an empty chunk after each series, so that the event loop
+    renders in slices even a family of 100,000 series (scrapes.py)."""
     for name in sorted(store.families):
         family = store.families.get(name)
         if family is not None:  # expired while an earlier slice was rendered
             for message in _family(family, now, shown):
-                yield delimited(message)
+                yield b"" if message is None else delimited(message)
 
 
 # prometheus_client's type names → the protobuf's; what has no match there

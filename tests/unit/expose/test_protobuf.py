@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 
 from aerostat.expose.exposition import Shown, render_store
 from aerostat.expose.proto import metrics_pb2 as pb
-from aerostat.expose.protobuf import delimited, registry_records, render_protobuf
+from aerostat.expose.protobuf import delimited, registry_records, render_protobuf, store_records
 from aerostat.store import (
     FamilySpec,
     Liveness,
@@ -215,3 +215,15 @@ def test_generated_classes_match_the_proto(tmp_path: Path) -> None:
         shipped = ROOT / "src" / path.relative_to(tmp_path)
         assert path.read_text() == shipped.read_text(), (
             f"{shipped} is stale: run .venv/bin/python tools/gen_metrics_pb2.py")
+
+
+def test_a_large_family_renders_in_slices() -> None:
+    """A chunk per series, so that the event loop can pause within one
+    family (scrapes.py renders RENDER_SLICE chunks between reads)."""
+    store = Store()
+    spec = FamilySpec("big", MetricType.GAUGE, "Big.")
+    for index in range(5000):
+        assert not isinstance(store.series_for(spec, (("i", str(index)),)), Refusal)
+    chunks = list(store_records(store, now=0.0))
+    assert len(chunks) == 5001
+    assert len(read_records(b"".join(chunks))["big"].metric) == 5000
