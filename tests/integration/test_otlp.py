@@ -42,10 +42,19 @@ SCOPE = "airflow._shared.observability.metrics.otel_logger"
 SDK_SCOPE = "airflow.sdk._shared.observability.metrics.otel_logger"
 
 
+# meter providers of the running test, shut down while their bridge still
+# listens (else the SDK's exit hook retries a closed port for seconds)
+_PROVIDERS: list[MeterProvider] = []
+
+
 @contextmanager
 def otlp_bridge(**overrides: Any) -> Iterator[Bridge]:
     with running_bridge(otlp_listen_address="127.0.0.1:0", **overrides) as bridge:
-        yield bridge
+        try:
+            yield bridge
+        finally:
+            while _PROVIDERS:
+                _PROVIDERS.pop().shutdown(timeout_millis=2_000)
 
 
 def endpoint(bridge: Bridge, path: str = "/v1/metrics") -> str:
@@ -75,6 +84,7 @@ class Process:
             views=[View(instrument_type=Histogram,
                         aggregation=ExponentialBucketHistogramAggregation())])
         self.meter = self.provider.get_meter(scope)
+        _PROVIDERS.append(self.provider)
         self._instruments: dict[str, Any] = {}
 
     def counter(self, name: str, amount: float = 1, **attributes: str) -> None:
@@ -107,6 +117,7 @@ class Process:
 
     def exit(self) -> None:
         self.provider.shutdown()  # a last push, as at a process's exit
+        _PROVIDERS.remove(self.provider)
 
 
 def sample(bridge: Bridge, name: str, **labels: str) -> float | None:
