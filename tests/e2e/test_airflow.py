@@ -1,13 +1,15 @@
 """End to end with a real Apache Airflow: `airflow standalone` sends its
-StatsD to an in-process aerostat with the built-in Airflow mapping
-(`--airflow`), runs the three DAGs of the shipped capture
-once each, and what aerostat exports must agree with Airflow's own record of
-those runs, read through Airflow's REST API.
+StatsD (or, in the otel mode, OpenTelemetry over OTLP/HTTP) to an
+in-process aerostat with the built-in Airflow mapping (`--airflow`), runs
+the three DAGs of the shipped capture once each, and what aerostat exports
+must agree with Airflow's own record of those runs, read through Airflow's
+REST API.
 
 The first run installs Airflow from the package index into a virtual
 environment under /tmp/aerostat-e2e (a minute or so); later runs reuse it.
 One module run takes about three minutes per emission mode, most of it the
-DAGs themselves: plain StatsD, and InfluxDB tags under a deployment prefix."""
+DAGs themselves: plain StatsD, InfluxDB tags under a deployment prefix, and
+OpenTelemetry with the deployment in a resource attribute."""
 
 from __future__ import annotations
 
@@ -100,6 +102,9 @@ class Mode:
     settings: dict[str, str]
     deployment: str
     tagged: bool = False
+    # OpenTelemetry instead of StatsD: pushed to aerostat's OTLP listener,
+    # processes told apart by service.instance.id instead of an address
+    otlp: bool = False
 
 
 MODES = (
@@ -108,6 +113,12 @@ MODES = (
     # InfluxDB tags with legacy names on, one deployment among several
     Mode("influx-prefix", {"AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED": "True",
                            "AIRFLOW__METRICS__STATSD_PREFIX": "airflow.etl"}, "etl", tagged=True),
+    # OpenTelemetry (otel_on) over OTLP/HTTP, pushing every 2 s; the
+    # deployment from a resource attribute
+    Mode("otel", {"AIRFLOW__METRICS__STATSD_ON": "False", "AIRFLOW__METRICS__OTEL_ON": "True",
+                  "OTEL_METRIC_EXPORT_INTERVAL": "2000",
+                  "OTEL_RESOURCE_ATTRIBUTES": "deployment=otel"},
+         "otel", tagged=True, otlp=True),
 )
 
 
@@ -242,9 +253,13 @@ def airflow_run(
     built_in = airflow_built_in(api_targets=(target,), api_poll_interval=API_POLL_SECONDS,
                                 api_settle=API_SETTLE_SECONDS)
     with logged.recording(), \
-            running_bridge(built_in=built_in, new_series_hold=HOLD_SECONDS) as bridge, \
+            running_bridge(built_in=built_in, new_series_hold=HOLD_SECONDS,
+                           otlp_listen_address="127.0.0.1:0" if mode.otlp else "") as bridge, \
             prometheus_pair(bridge, work) as prometheus:
         env = airflow_env(airflow_venv, home, dags, bridge.udp_address[1], api_port)
+        if bridge.server.otlp is not None:
+            otlp_port = bridge.server.otlp.address[1]
+            env["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"] = f"http://127.0.0.1:{otlp_port}/v1/metrics"
         env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] = f"admin:admin,{API_USER}:viewer"
         env.update(mode.settings)
         airflow = Airflow(airflow_venv, home, env)
@@ -489,7 +504,9 @@ def test_each_airflow_process_has_its_own_heartbeat(airflow_run: Run) -> None:
         exported = series(airflow_run, name)
         assert len(exported) == 1, (name, exported)
         (labels, beats), = exported.items()
-        assert dict(labels)["sender"].startswith("127.0.0.1:"), labels
+        sender = dict(labels)["sender"]
+        # a StatsD sender is its address; an OTLP one its service.instance.id
+        assert sender if airflow_run.mode.otlp else sender.startswith("127.0.0.1:"), labels
         assert beats > 0
         # and its liveness, in the same scrape: alive, beating seconds ago
         process = name.removeprefix("airflow_").removesuffix("_heartbeat_total")
@@ -801,3 +818,48 @@ def test_the_stacks_rest_api_queries_answer_in_prometheus(airflow_run: Run, inte
     assert empty == set(API_QUERIES_EMPTY), sorted(empty ^ set(API_QUERIES_EMPTY))
     failed = answers["prometheus/rules/airflow-alerts.yml: alert AirflowDagRunFailed"]
     assert failed == [{"deployment": airflow_run.mode.deployment, "dag_id": "demo_failing"}]
+
+
+# metric name → its label names, per mode, as the module's runs go by
+_NAMES_BY_MODE: dict[str, dict[str, set[str]]] = {}
+
+
+def test_otel_mode_has_the_names_and_labels_of_the_statsd_run(airflow_run: Run) -> None:
+    """The same DAGs over tagged StatsD (influx-prefix) and over
+    OpenTelemetry: every metric both runs export has the same label names,
+    and the StatsD run has none the OTLP run lacks. Runs in the module's
+    order (plain, influx-prefix, otel): the comparison is made by the otel
+    run. The OTLP run may have more gauges: the OpenTelemetry SDK pushes a
+    gauge at its last value on every push, where StatsD sent it when Airflow
+    set it (the scheduler's ti.<state>, pool.starving_tasks and
+    scheduler.dag_bag.cache_size), and aerostat lets a gauge whose senders
+    went silent go after --airflow.sender-ttl."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    names: dict[str, set[str]] = {}
+    for name, labels in airflow_run.bridge.samples():
+        names.setdefault(name, set()).update(label for label, _ in labels)
+    _NAMES_BY_MODE[airflow_run.mode.name] = names
+    statsd = _NAMES_BY_MODE.get("influx-prefix")
+    if not airflow_run.mode.otlp or statsd is None:
+        return
+    types = {sample.name: family.type for family in
+             text_string_to_metric_families(airflow_run.bridge.scrape_text())
+             for sample in family.samples}
+    only_statsd, only_otel = statsd.keys() - names.keys(), names.keys() - statsd.keys()
+    common = statsd.keys() & names.keys()
+    assert {name: names[name] for name in common} == {name: statsd[name] for name in common}
+    assert not only_statsd
+    assert {name: types[name] for name in only_otel} == dict.fromkeys(only_otel, "gauge")
+
+
+def test_otel_mode_arrives_over_otlp_alone(airflow_run: Run) -> None:
+    if not airflow_run.mode.otlp:
+        return
+    bridge = airflow_run.bridge
+    assert bridge.counter("aerostat_otlp_data_points_total") > 0
+    assert bridge.counter("aerostat_otlp_requests_total", code="200") > 0
+    assert bridge.counter("statsd_exporter_lines_total") == 0
+    rejected = {labels: value for (name, labels), value in bridge.samples(own=True).items()
+                if name == "aerostat_otlp_rejected_data_points_total" and value}
+    assert rejected == {}
