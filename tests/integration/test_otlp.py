@@ -515,4 +515,6 @@ def test_a_client_that_resets_its_kept_connection_prints_no_traceback(
         time.sleep(0.3)
         settle(bridge)
         assert sample(bridge, "jobs_total") == 1.0
-    assert "Traceback" not in capfd.readouterr().err
+    # socketserver's own report of a handler that raised (a logging handler
+    # another test left on a closed stream may print its own complaints)
+    assert "Exception occurred during processing of request" not in capfd.readouterr().err
