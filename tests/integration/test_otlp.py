@@ -518,3 +518,20 @@ def test_a_client_that_resets_its_kept_connection_prints_no_traceback(
     # socketserver's own report of a handler that raised (a logging handler
     # another test left on a closed stream may print its own complaints)
     assert "Exception occurred during processing of request" not in capfd.readouterr().err
+
+
+def test_the_status_page_shows_otlp_refusals_as_losses() -> None:
+    with otlp_bridge() as bridge:
+        assert post(bridge, b"\xff\xff", "application/x-protobuf")[0] == 400
+        assert post(bridge, _summary_and_crowded_request())[0] == 200
+        settle(bridge)
+        _, _, body = bridge.get("/api/status")
+        losses = {flow["key"]: (flow["total"], flow["metric"])
+                  for flow in json.loads(body)["losses"]}
+        assert losses == {
+            "otlp_request:400": (1, 'aerostat_otlp_requests_total{code="400"}'),
+            "otlp_rejected:too_many_attributes": (
+                1, 'aerostat_otlp_rejected_data_points_total{reason="too_many_attributes"}'),
+            "otlp_rejected:unsupported_type": (
+                1, 'aerostat_otlp_rejected_data_points_total{reason="unsupported_type"}'),
+        }

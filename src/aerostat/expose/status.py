@@ -67,6 +67,12 @@ def traffic_counts(telemetry: Telemetry) -> dict[str, float]:
     counts["tcp_too_long_lines"] = telemetry.tcp_too_long_lines
     counts["tag_errors"] = telemetry.tag_errors
     counts["internal_errors"] = telemetry.internal_errors
+    # the OTLP receiver's refusals: whole requests by status, data points by reason
+    for code, count in list(telemetry.otlp_requests.items()):
+        if code != "200":
+            counts[f"otlp_request:{code}"] = count
+    for reason, count in list(telemetry.otlp_rejected_points.items()):
+        counts[f"otlp_rejected:{reason}"] = count
     return counts
 
 
@@ -85,6 +91,10 @@ _LOSSES = {
     "tag_errors": ("tags that did not parse", "statsd_exporter_tag_errors_total"),
     "internal_errors": ("skipped by an internal error (see the log)",
                         "aerostat_internal_errors_total"),
+    "otlp_request": ("OTLP requests refused with HTTP {}",
+                     "aerostat_otlp_requests_total{{code=\"{}\"}}"),
+    "otlp_rejected": ("OTLP data points refused: {}",
+                      "aerostat_otlp_rejected_data_points_total{{reason=\"{}\"}}"),
 }
 
 
