@@ -39,6 +39,8 @@ USER 10001:10001
 EXPOSE 9125/udp 9125/tcp
 # HTTP: /metrics for Prometheus, /-/healthy and /-/ready for probes.
 EXPOSE 9102/tcp
+# OTLP/HTTP from Airflow's OpenTelemetry mode, with --otlp.listen-address=:4318
+EXPOSE 4318/tcp
 
 # slim images have no curl: Python's own urllib asks, and a refused
 # connection or an error status makes it exit non-zero. Assumes the default

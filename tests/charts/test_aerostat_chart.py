@@ -39,8 +39,21 @@ def test_service_takes_statsd_over_udp_and_tcp_and_serves_metrics(helm: Engine) 
                      ("metrics", 9102, "TCP")}
 
 
-def test_service_selects_the_pod_and_targets_its_named_ports(helm: Engine) -> None:
-    release = install(helm)
+def test_otlp_for_airflow_s_opentelemetry_mode_is_a_port_of_its_own(helm: Engine) -> None:
+    release = install(helm, {"otlp": {"enabled": True}})
+    ports = {(port["name"], port["port"], port["protocol"])
+             for port in release.one("Service")["spec"]["ports"]}
+    assert ("otlp-http", 4318, "TCP") in ports
+    assert "--otlp.listen-address=:4318" in container(release)["args"]
+    assert "otel_port = 4318" in release.notes
+    assert not any(arg.startswith("--otlp.") for arg in container(install(helm))["args"])
+
+
+@pytest.mark.parametrize("values", [{}, {"otlp": {"enabled": True}}], ids=["statsd", "otlp"])
+def test_service_selects_the_pod_and_targets_its_named_ports(
+    helm: Engine, values: dict[str, Any]
+) -> None:
+    release = install(helm, values)
     service = release.one("Service")
     pod = release.one("Deployment")["spec"]["template"]
     assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
@@ -143,7 +156,8 @@ def test_changed_mapping_rolls_the_pod(helm: Engine) -> None:
 @pytest.mark.parametrize(
     "values",
     [pytest.param({}, id="default"), pytest.param({"mapping": MAPPING}, id="with-mapping"),
-     pytest.param(example("aerostat-etl.yaml"), id="example-etl")],
+     pytest.param(example("aerostat-etl.yaml"), id="example-etl"),
+     pytest.param({"otlp": {"enabled": True, "port": 4319}}, id="otlp")],
 )
 def test_aerostat_accepts_the_rendered_command_line(
     helm: Engine, values: dict[str, Any], tmp_path: Path

@@ -84,7 +84,7 @@ def test_runs_as_a_numeric_non_root_user() -> None:
 
 def test_exposes_statsd_over_udp_and_tcp_and_the_metrics_port() -> None:
     exposed = {port for arguments in final("EXPOSE") for port in arguments.split()}
-    assert exposed == {"9125/udp", "9125/tcp", "9102/tcp"}
+    assert exposed == {"9125/udp", "9125/tcp", "9102/tcp", "4318/tcp"}
 
 
 def test_healthcheck_asks_the_healthy_endpoint_with_python() -> None:

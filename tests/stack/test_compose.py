@@ -8,6 +8,8 @@ others by their compose names and ports. deploy/compose/ must be exactly what
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -72,8 +74,11 @@ def test_three_services(services: dict[str, Any]) -> None:
 def test_aerostat_is_built_here_and_serves_airflow(services: dict[str, Any]) -> None:
     aerostat = services["aerostat"]
     assert (ROOT / aerostat["build"] / "Dockerfile").is_file()
-    assert aerostat["command"] == ["serve", "--airflow"]
-    assert {"9125/udp", "9125/tcp", "9102/tcp"} <= _published(aerostat)
+    assert aerostat["command"] == ["serve", "--airflow", "--otlp.listen-address=:4318"]
+    assert {"9125/udp", "9125/tcp", "9102/tcp", "4318/tcp"} <= _published(aerostat)
+    checked = subprocess.run([sys.executable, "-m", "aerostat.cli", *aerostat["command"],
+                              "--check-config"], capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stderr
 
 
 def _chart_tag(component: str) -> str:
