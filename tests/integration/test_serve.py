@@ -347,3 +347,23 @@ def test_build_info_and_families_by_type(bridge: Bridge) -> None:
     assert bridge.counter("aerostat_metric_families", type="summary") == 1
     info = [labels for name, labels in bridge.samples(own=True) if name == "aerostat_build_info"]
     assert len(info) == 1 and ("version", __import__("aerostat").__version__) in info[0]
+
+
+def test_a_scraper_that_resets_mid_request_prints_no_traceback(
+    bridge: Bridge, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A scraper that gives up (its timeout) resets the connection while
+    aerostat reads the request: that is no error of aerostat's, and nothing
+    reaches stderr; the port goes on answering."""
+    import struct
+    import time
+
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", bridge.server.http_port)) as sock:
+            sock.sendall(b"GET /metr")
+            time.sleep(0.1)  # the handler is reading the request line
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    time.sleep(0.3)
+    status, _, _ = bridge.get("/-/healthy")
+    assert status == 200
+    assert "Exception occurred during processing of request" not in capfd.readouterr().err

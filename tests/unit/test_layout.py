@@ -16,8 +16,9 @@ PACKAGE = Path(__file__).resolve().parents[2] / "src" / "aerostat"
 SHARED = {"aerostat", "events", "names", "errors", "logs", "addresses", "framing", "counters",
           # the located YAML reader, for every file a user writes (mapping, web config)
           "mapper.yamlnodes",
-          # TLS and basic auth (--web.config.file), for every HTTP listener
-          "webconfig"}
+          # TLS and basic auth (--web.config.file), and the bounded threaded
+          # listener that applies them, for every HTTP listener
+          "webconfig", "listener"}
 STAGES = {"wire", "parse", "mapper", "store"}
 
 # what each part may import besides SHARED and itself

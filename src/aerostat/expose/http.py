@@ -7,20 +7,17 @@ so are lifecycle calls."""
 
 from __future__ import annotations
 
-import errno
 import gzip
 import html
 import logging
 import socket
 import threading
-import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
-from aerostat.addresses import parse_address
-from aerostat.errors import AerostatError
 from aerostat.expose.status import STATUS_JSON_PATH, Status, render_html, render_json
+from aerostat.listener import bind_http
 from aerostat.webconfig import WebGuard
 
 log = logging.getLogger("aerostat.http")
@@ -231,57 +228,6 @@ def _landing_page(telemetry_path: str) -> bytes:
 _Request = socket.socket | tuple[bytes, socket.socket]
 
 
-class _Server(ThreadingHTTPServer):
-    """One thread per connection, at most ``max_connections`` at once: past
-    that a connection is closed at once and counted, so that a flood of
-    connections cannot take every thread and descriptor."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-    max_connections = 64
-    on_refused: Callable[[], None] = staticmethod(lambda: None)
-    guard: WebGuard | None = None
-    idle_timeout: float | None = None
-
-    def server_activate(self) -> None:
-        super().server_activate()
-        self._slots = threading.BoundedSemaphore(self.max_connections)
-
-    def get_request(self) -> tuple[socket.socket, object]:
-        try:
-            return super().get_request()
-        except OSError as error:
-            if error.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                # out of descriptors the listener stays readable: pause rather
-                # than spin (serve_forever calls again when it polls)
-                time.sleep(0.1)
-            raise
-
-    def process_request(self, request: _Request, client_address: object) -> None:
-        if not self._slots.acquire(blocking=False):
-            self.on_refused()
-            self.shutdown_request(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._slots.release()
-            raise
-
-    def process_request_thread(self, request: _Request, client_address: object) -> None:
-        try:
-            if self.guard is not None and isinstance(request, socket.socket):
-                # the TLS handshake here, in the connection's thread: a slow
-                # or silent client holds its own thread, never the acceptor
-                secured = self.guard.secure(request, self.idle_timeout)
-                if secured is None:
-                    return
-                request = secured
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()
-
-
 class HttpServer:
     """Binds at construction (so a bad address fails at start), serves from a
     background thread."""
@@ -293,23 +239,13 @@ class HttpServer:
         max_connections: int = 64,
         idle_timeout: float = 30.0,
     ) -> None:
-        family, host, port = parse_address(address, "--web.listen-address")
         # timeout: a connection that sends nothing for this long is closed
         handler = type("Handler", (_Handler,), {"endpoints": endpoints,
                                                 "timeout": idle_timeout or None})
-        server_class = type("Server", (_Server,), {
-            "address_family": family,
-            "max_connections": max(1, max_connections),
-            "on_refused": staticmethod(endpoints.refused),
-            "guard": endpoints.guard,
-            "idle_timeout": idle_timeout or None,
-        })
-        try:
-            self._server = server_class((host, port), handler)
-        except OSError as error:
-            raise AerostatError(
-                f"cannot listen on {address}: {error.strerror}", source="--web.listen-address"
-            ) from None
+        self._server = bind_http(
+            address, "--web.listen-address", handler, max_connections=max_connections,
+            guard=endpoints.guard, idle_timeout=idle_timeout, on_refused=endpoints.refused,
+            log=log)
         # a short poll keeps shutdown() quick; idle cost is ten wake-ups a second
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.1,), name="aerostat-http", daemon=True

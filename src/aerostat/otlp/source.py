@@ -18,15 +18,14 @@ import logging
 import queue
 import selectors
 import socket
-import sys
 import threading
 import time
 import zlib
 from collections import Counter
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, NamedTuple
+from http.server import BaseHTTPRequestHandler
+from typing import NamedTuple
 
 from google.protobuf.json_format import MessageToJson
 from google.rpc.status_pb2 import Status
@@ -34,11 +33,10 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceResponse,
 )
 
-from aerostat.addresses import parse_address
 from aerostat.counters import Telemetry
 from aerostat.errors import AerostatError
 from aerostat.events import Event
-from aerostat.logs import RateLimited
+from aerostat.listener import bind_http
 from aerostat.otlp.decode import (
     JSON,
     PROTOBUF,
@@ -52,7 +50,6 @@ from aerostat.otlp.streams import Streams
 from aerostat.webconfig import WebGuard
 
 log = logging.getLogger("aerostat.otlp")
-_handler_errors = RateLimited(log, per_second=1)
 
 METRICS_PATH = "/v1/metrics"
 # requests decoded but not yet taken by the loop; past it, 503
@@ -94,19 +91,17 @@ class OtlpSource:
         self._wake_reader, self._wake_writer = socket.socketpair()
         self._wake_reader.setblocking(False)
         self.overloaded = 0  # 503s, counted by the HTTP threads (an int)
-        family, host, port = parse_address(settings.address, "--otlp.listen-address")
         handler = type("Handler", (_Handler,), {
             "source": self, "timeout": settings.idle_timeout or None})
-        server_class = type("Server", (_Server,), {
-            "address_family": family, "max_connections": max(1, settings.max_connections),
-            "guard": settings.guard, "idle_timeout": settings.idle_timeout or None})
         try:
-            self._server = server_class((host, port), handler)
-        except OSError as error:
+            self._server = bind_http(
+                settings.address, "--otlp.listen-address", handler,
+                max_connections=settings.max_connections, guard=settings.guard,
+                idle_timeout=settings.idle_timeout, log=log)
+        except AerostatError:
             self._wake_reader.close()
             self._wake_writer.close()
-            raise AerostatError(f"cannot listen on {settings.address}: {error.strerror}",
-                                source="--otlp.listen-address") from None
+            raise
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.1,),
                                         name="aerostat-otlp", daemon=True)
         telemetry.otlp_enabled = True
@@ -364,46 +359,3 @@ def _gunzip(body: bytes, limit: int) -> bytes:
     return out
 
 
-class _Server(ThreadingHTTPServer):
-    """One thread per connection, at most ``max_connections`` at once (more
-    are closed at once)."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-    max_connections = 64
-    guard: WebGuard | None = None
-    idle_timeout: float | None = None
-
-    def server_activate(self) -> None:
-        super().server_activate()
-        self._slots = threading.BoundedSemaphore(self.max_connections)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
-            self.shutdown_request(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._slots.release()
-            raise
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that went away (an exporter's kept connection, reset
-        when its process exits) is no error; anything else is aerostat's
-        bug, logged once a second at most, never printed to stderr."""
-        error = sys.exc_info()[1]
-        if isinstance(error, OSError):
-            log.debug("OTLP connection ended", extra={"fields": {"error": str(error)}})
-            return
-        _handler_errors.exception("Internal error answering an OTLP request")
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            if self.guard is not None:  # the TLS handshake, in this thread
-                request = self.guard.secure(request, self.idle_timeout)
-                if request is None:
-                    return
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()
