@@ -224,6 +224,13 @@ def airflow_env(
     Airflow or Python path settings of its own, plus the configuration of
     the capture's recording (shared/README.md) and what keeps this instance
     to itself on 127.0.0.1."""
+    # SQLite's busy timeout, 5 s by default: on a loaded 2-core machine a
+    # scheduler heartbeat waited longer for the database lock and the
+    # scheduler exited ("database is locked", 3.3.2). Airflow imports the
+    # connect args from $AIRFLOW_HOME/config, which it puts on sys.path.
+    config = home / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "aerostat_e2e_database.py").write_text('CONNECT_ARGS = {"timeout": 60}\n')
     inherited = {
         key: value
         for key, value in os.environ.items()
@@ -237,6 +244,7 @@ def airflow_env(
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "aerostat_e2e_database.CONNECT_ARGS",
         "AIRFLOW__METRICS__STATSD_ON": "True",
         "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
         "AIRFLOW__METRICS__STATSD_PORT": str(statsd_port),
