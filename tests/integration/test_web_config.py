@@ -332,6 +332,14 @@ def test_the_otlp_listener_is_guarded_by_the_same_file(
         assert refused.status == 401
         assert refused.getheader("WWW-Authenticate") == 'Basic realm="aerostat"'
         connection.close()
+        # every refusal counted by status: the wrong exporter's two exports
+        # (force_flush, then shutdown's) and this request
+        counted = 'aerostat_otlp_requests_total{code="401"} 3'
+        deadline = time.monotonic() + 5
+        while counted not in (body := scrape(bridge, pki)):
+            assert time.monotonic() < deadline, [
+                line for line in body.splitlines() if "otlp_requests" in line]
+            time.sleep(0.05)
         # plain HTTP to the OTLP port is refused as on the metrics port
         with socket.create_connection(("127.0.0.1", bridge.server.otlp.address[1]),
                                       timeout=5) as plain:

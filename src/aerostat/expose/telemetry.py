@@ -84,7 +84,7 @@ EVENT_REASONS = tuple(reason.value for reason in Reason if reason in EVENT_ERROR
 SAMPLE_REASONS = tuple(reason.value for reason in Reason if reason not in EVENT_ERRORS)
 
 
-OTLP_CODES = ("200", "400", "404", "405", "413", "415", "503")
+OTLP_CODES = ("200", "400", "401", "404", "405", "413", "415", "503")
 OTLP_REJECTIONS = ("too_many_attributes", "too_many_data_points", "unsupported_type",
                    "unknown_type", "non_finite_value", "malformed_histogram")
 

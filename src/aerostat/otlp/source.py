@@ -216,6 +216,9 @@ class _Handler(BaseHTTPRequestHandler):
         refusal = None if guard is None else guard.admit(self.headers.get("Authorization"))
         if refusal is None:
             return False
+        # counted like any other refusal: a deployment pushing with a wrong
+        # password loses everything, and the counter is where that shows
+        self.source.count(refusal.status)
         self._discard(self.headers.get("Content-Length"))
         self.send_response(refusal.status)
         for name, value in refusal.headers:
