@@ -13,7 +13,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,13 +123,23 @@ def running_prometheus(config: Path, workdir: Path,
             stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
         )
     prometheus = Prometheus(f"http://127.0.0.1:{port}", process, log)
+    with supervised(process, f"{prometheus.url}/-/ready", "Prometheus", prometheus.log_tail):
+        yield prometheus
+
+
+@contextlib.contextmanager
+def supervised(process: subprocess.Popen[bytes], ready_url: str, what: str,
+               log_tail: Callable[[], str]) -> Iterator[None]:
+    """Waits until ``process`` answers ``ready_url`` (30 s at most, failing
+    with its log if it exits or never does), then, on exit, stops it and
+    waits for it: terminated, killed after 15 s."""
     try:
         deadline = time.monotonic() + 30
-        while not answers(f"{prometheus.url}/-/ready"):
-            assert process.poll() is None, f"Prometheus exited:\n{prometheus.log_tail()}"
-            assert time.monotonic() < deadline, f"Prometheus not ready:\n{prometheus.log_tail()}"
+        while not answers(ready_url):
+            assert process.poll() is None, f"{what} exited:\n{log_tail()}"
+            assert time.monotonic() < deadline, f"{what} not ready within 30 s:\n{log_tail()}"
             time.sleep(0.1)
-        yield prometheus
+        yield
     finally:
         process.terminate()
         try:

@@ -43,7 +43,12 @@ from aerostat.stack import StackOptions, all_queries, render_stack, write_stack
 from aerostat.stack.up import CaptureReplay, bundled_capture
 from bridge import running_bridge
 from stack.api_queries import reads_the_api
-from stack.prometheus_process import answers, free_port, http_get, running_prometheus
+from stack.prometheus_process import (
+    free_port,
+    http_get,
+    running_prometheus,
+    supervised,
+)
 from stack.test_prometheus_eval import RULES, TEST_VARIABLES, compressed
 
 DASHBOARDS = "grafana/dashboards/"
@@ -143,20 +148,9 @@ def running_victoria_metrics(workdir: Path) -> Iterator[Store]:
             stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
         )
     store = Store(f"http://127.0.0.1:{port}")
-    try:
-        deadline = time.monotonic() + 30
-        while not answers(f"{store.url}/health"):
-            assert process.poll() is None, f"victoria-metrics exited:\n{log.read_text()[-3000:]}"
-            assert time.monotonic() < deadline, "victoria-metrics not ready within 30 s"
-            time.sleep(0.1)
+    with supervised(process, f"{store.url}/health", "victoria-metrics",
+                    lambda: log.read_text()[-3000:]):
         yield store
-    finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _dashboard_queries() -> list[tuple[str, str]]:

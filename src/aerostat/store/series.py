@@ -92,12 +92,8 @@ class NativeHistogramSeries(HistogramSeries):
         self.native = native
 
     def observe(self, value: float, now: float, weight: int = 1) -> bool:
-        total = self.sum + value * weight
-        if total - total != 0.0:
+        if not super().observe(value, now, weight):
             return False
-        self.counts[bisect_left(self.bounds, value)] += weight
-        self.sum = total
-        self.count += weight
         native = self.native
         assert native is not None
         native.observe(value, weight)
